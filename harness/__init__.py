@@ -1,0 +1,14 @@
+"""faultline's test harness: isolated hosts, processes, TCP state, packets.
+
+One module per concern:
+  paths      where the build, the binaries and the artifacts are
+  build      configure and compile the meson build on demand
+  waiting    polling with a deadline that names what it waited for
+  host       isolated hosts: network + PID namespaces that die with us
+  procs      the process table: children, zombies, descriptors, signals
+  tcpstate   the kernel's TCP sockets inside a host
+  capture    tcpdump on a host, and reading the pcap (scapy)
+  artifacts  per-test artifact folders, kept on failure
+  echod      the reference server as a context manager, and its event log
+  experiments the seed experiments, shared by the demo and the tests
+"""

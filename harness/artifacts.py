@@ -1,0 +1,38 @@
+"""Per-test artifact folders under a stable path: ARTIFACTS_DIR/<test>/.
+
+Every test writes its pcap, event log, stdout and stderr there while it
+runs; the folder is removed after a pass unless keeping was asked for, and
+kept after a failure, so the path in a failure message still exists.
+"""
+
+import re
+import shutil
+
+from . import paths
+
+
+def safe_name(name):
+    """A test node id as a folder name: test_zombie.py::test_x[none]
+    -> test_zombie.py--test_x-none"""
+    name = name.replace("::", "--")
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", name).strip("-")[:180]
+
+
+def fresh_dir(*parts):
+    path = paths.ARTIFACTS_DIR.joinpath(*(safe_name(p) for p in parts))
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def discard(path):
+    shutil.rmtree(path, ignore_errors=True)
+    parent = path.parent
+    # Leave no empty artifacts/ folder behind after an all-green run.
+    while parent != paths.ARTIFACTS_DIR.parent:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent

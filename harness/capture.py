@@ -1,0 +1,160 @@
+"""Packet capture on a host (tcpdump) and reading the pcap (scapy).
+
+tcpdump is known to be capturing once it prints "listening on" (it misses
+nothing after that line); --immediate-mode and -U make each packet reach
+the file as it is seen, and SIGINT makes tcpdump flush and exit. scapy is
+imported only when a pcap is read: its import costs about a third of a
+second.
+"""
+
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from .waiting import WaitTimeout
+
+
+class Capture:
+    def __init__(self, host, path, iface="lo", bpf="tcp"):
+        self.host = host
+        self.path = Path(path)
+        self.iface = iface
+        self.bpf = bpf
+        self.proc = None
+        self.summary = ""
+
+    def start(self, timeout=5.0):
+        # -Z root: Debian's tcpdump otherwise drops to user tcpdump and
+        # cannot write into a root-owned artifact folder.
+        self.proc = self.host.spawn(
+            ["tcpdump", "-i", self.iface, "-n", "-s", "0", "-U",
+             "--immediate-mode", "-Z", "root", "-w", str(self.path), self.bpf],
+            name=f"tcpdump-{self.iface}")
+        self.proc.wait_for_output("listening on", timeout, stream="stderr")
+        return self
+
+    def stop(self, timeout=5.0):
+        """Stop tcpdump, which flushes the file; returns the pcap path."""
+        if self.proc is None:
+            return self.path
+        proc, self.proc = self.proc, None
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout)
+        self.summary = proc.stderr()
+        if code != 0:
+            raise WaitTimeout(f"tcpdump on {self.host.name} ended with {code}: "
+                              f"{self.summary.strip()}")
+        return self.path
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+FLAG_ORDER = "FSRPAUEC"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One TCP segment as the capture saw it."""
+    index: int
+    time: float
+    src: tuple
+    dst: tuple
+    flags: str      # tcpdump letters: S F R P A ...
+    seq: int
+    ack: int
+    length: int     # payload bytes
+
+    def has(self, flag):
+        return flag in self.flags
+
+    def row(self):
+        return (f"{self.index:>4} {self.time:17.6f} {self.src[0]}:{self.src[1]} > "
+                f"{self.dst[0]}:{self.dst[1]} [{self.flags}] seq={self.seq} "
+                f"ack={self.ack} len={self.length}")
+
+
+def read_segments(path):
+    """Every TCP segment in a pcap, in capture order."""
+    from scapy.layers.inet import IP, TCP  # slow import: only when reading
+    from scapy.layers.inet6 import IPv6
+    from scapy.utils import PcapReader
+
+    segments = []
+    with PcapReader(str(path)) as reader:
+        for index, packet in enumerate(reader):
+            if TCP not in packet:
+                continue
+            ip = packet[IP] if IP in packet else packet[IPv6]
+            tcp = packet[TCP]
+            flags = "".join(f for f in FLAG_ORDER if f in str(tcp.flags))
+            segments.append(Segment(
+                index=index, time=float(packet.time),
+                src=(ip.src, tcp.sport), dst=(ip.dst, tcp.dport), flags=flags,
+                seq=tcp.seq, ack=tcp.ack, length=len(bytes(tcp.payload))))
+    return segments
+
+
+@dataclass
+class Conversation:
+    """One TCP connection: who opened it (client) and what each side sent."""
+    client: tuple
+    server: tuple
+    segments: list
+
+    def _from(self, side, flag):
+        return [s for s in self.segments if s.src == side and s.has(flag)]
+
+    @property
+    def handshake(self):
+        """True when SYN, SYN-ACK and the client's ACK were all seen."""
+        syn = [s for s in self._from(self.client, "S") if not s.has("A")]
+        synack = [s for s in self._from(self.server, "S") if s.has("A")]
+        return bool(syn and synack and any(
+            s.src == self.client and s.flags == "A" for s in self.segments))
+
+    def fins_from(self, side):
+        return self._from(self.client if side == "client" else self.server, "F")
+
+    def rsts_from(self, side):
+        return self._from(self.client if side == "client" else self.server, "R")
+
+    def data_from(self, side):
+        who = self.client if side == "client" else self.server
+        return sum(s.length for s in self.segments if s.src == who)
+
+    @property
+    def closed(self):
+        """Both sides sent FIN: an orderly close, as after the four-way
+        handshake."""
+        return bool(self.fins_from("client") and self.fins_from("server"))
+
+    def describe(self):
+        return "\n".join(s.row() for s in self.segments)
+
+
+def conversations(segments, server_port):
+    """Group segments into connections to server_port, in order of SYN."""
+    found = {}
+    for s in segments:
+        if s.dst[1] == server_port:
+            client, server = s.src, s.dst
+        elif s.src[1] == server_port:
+            client, server = s.dst, s.src
+        else:
+            continue
+        key = (client, server)
+        if key not in found:
+            found[key] = Conversation(client=client, server=server, segments=[])
+        found[key].segments.append(s)
+    return list(found.values())
+
+
+def describe(segments, limit=60):
+    rows = [s.row() for s in segments[:limit]]
+    if len(segments) > limit:
+        rows.append(f"... {len(segments) - limit} more")
+    return "\n".join(rows) if rows else "(no TCP segments captured)"

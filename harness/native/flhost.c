@@ -1,0 +1,238 @@
+/*
+ * flhost: the harness's isolated hosts, in the kernel's terms.
+ *
+ *   flhost keep PARENT_PID
+ *       Make a host: new network and PID namespaces, loopback up. Prints
+ *       "ready OUTER_PID INIT_PID" on stdout, then waits for end of file on
+ *       stdin (the harness closing the host) and exits, taking the host
+ *       with it.
+ *   flhost exec OUTER_PID PIDFD -- COMMAND [ARG...]
+ *       Run COMMAND inside that host. Writes the command's pid (as this
+ *       machine's /proc sees it) to descriptor PIDFD, then waits for it and
+ *       exits as it did (same code, or killed by the same signal).
+ *
+ * Why a PID namespace and not only a network one: a network namespace lives
+ * as long as any process in it, and servers fork. When a PID namespace's
+ * init dies the kernel SIGKILLs everything in it, so the chain
+ *     harness --(PDEATHSIG)--> keeper --(PDEATHSIG)--> init --(kernel)--> all
+ * guarantees that no server, child, client or tcpdump outlives the harness,
+ * even when the harness itself is killed with SIGKILL.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "die.h"
+
+static const char usage_text[] =
+    "usage: flhost keep PARENT_PID\n"
+    "       flhost exec OUTER_PID PIDFD -- COMMAND [ARG...]\n";
+
+static pid_t parse_pid(const char *text, const char *what)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(text, &end, 10);
+    if (errno || *text == '\0' || *end != '\0' || v <= 0 || v > 4194304)
+        die_usage("%s wants a pid, not '%s'", what, text);
+    return (pid_t)v;
+}
+
+/* Die with the parent: a PDEATHSIG set after the parent already died would
+ * never fire, hence the check against the pid we were told. */
+static void die_with_parent(pid_t expected_parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        die_errno("prctl", "PR_SET_PDEATHSIG");
+    if (expected_parent > 0 && getppid() != expected_parent)
+        die("parent %ld is already gone", (long)expected_parent);
+}
+
+static void loopback_up(void)
+{
+    struct ifreq ifr;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        die_errno("socket", "AF_INET");
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+        die_errno("ioctl SIOCGIFFLAGS", "lo");
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+        die_errno("ioctl SIOCSIFFLAGS", "lo");
+    close(fd);
+}
+
+static void wake(int signo)
+{
+    (void)signo;
+}
+
+/* PID 1 of the host: adopt orphans (a daemonizing server's, say) and reap
+ * them, forever. Only SIGKILL from the keeper ends it. */
+static noreturn void run_init(void)
+{
+    sigset_t chld, none;
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        _exit(1);
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    Sigaction(SIGCHLD, wake, SA_NOCLDSTOP);
+    sigemptyset(&none);
+    for (;;) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        sigsuspend(&none);
+    }
+}
+
+static int keep(pid_t parent)
+{
+    char byte;
+    pid_t init;
+    ssize_t r;
+
+    die_with_parent(parent);
+    if (unshare(CLONE_NEWNET | CLONE_NEWPID) < 0)
+        die_errno("unshare", "CLONE_NEWNET|CLONE_NEWPID");
+    loopback_up();
+
+    init = fork();
+    if (init < 0)
+        die_errno("fork", "host init");
+    if (init == 0)
+        run_init();
+
+    printf("ready %ld %ld\n", (long)getpid(), (long)init);
+    if (fflush(stdout) == EOF)
+        die_errno("fflush", "stdout");
+
+    /* The harness holds our stdin open for the host's lifetime. */
+    do
+        r = read(STDIN_FILENO, &byte, 1);
+    while (r > 0 || (r < 0 && errno == EINTR));
+
+    kill(init, SIGKILL);
+    while (waitpid(init, NULL, 0) < 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+static void enter_namespace(pid_t outer, const char *which, int nstype)
+{
+    char path[64];
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/%ld/ns/%s", (long)outer, which);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die_errno("open", path);
+    if (setns(fd, nstype) < 0)
+        die_errno("setns", path);
+    close(fd);
+}
+
+/* Leave this process the way the command died, so the harness sees the
+ * command's own status. A signal that would dump core must not: the
+ * command already did, or was meant to. */
+static noreturn void exit_like(int status)
+{
+    if (WIFEXITED(status))
+        exit(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        struct rlimit no_core = { 0, 0 };
+        sigset_t only;
+        setrlimit(RLIMIT_CORE, &no_core);
+        signal(sig, SIG_DFL);
+        sigemptyset(&only);
+        sigaddset(&only, sig);
+        sigprocmask(SIG_UNBLOCK, &only, NULL);
+        raise(sig);
+    }
+    exit(125);
+}
+
+static int exec_in(pid_t outer, int pidfd, char **argv)
+{
+    int report[2], status, exec_errno;
+    char line[32];
+    pid_t child;
+    ssize_t r;
+
+    die_with_parent(0);
+    enter_namespace(outer, "net", CLONE_NEWNET);
+    enter_namespace(outer, "pid_for_children", CLONE_NEWPID);
+
+    /* A close-on-exec pipe tells us whether execvp() worked. */
+    if (pipe2(report, O_CLOEXEC) < 0)
+        die_errno("pipe2", NULL);
+    child = fork();
+    if (child < 0)
+        die_errno("fork", argv[0]);
+    if (child == 0) {
+        close(report[0]);
+        close(pidfd);
+        execvp(argv[0], argv);
+        exec_errno = errno;
+        if (write(report[1], &exec_errno, sizeof exec_errno) < 0)
+            _exit(127);
+        _exit(127);
+    }
+    close(report[1]);
+    r = read(report[0], &exec_errno, sizeof exec_errno);
+    close(report[0]);
+    if (r == (ssize_t)sizeof exec_errno) {
+        waitpid(child, NULL, 0);
+        errno = exec_errno;
+        fprintf(stderr, "flhost: exec(%s): %s\n", argv[0], strerror(exec_errno));
+        snprintf(line, sizeof line, "-1\n");
+        if (write(pidfd, line, strlen(line)) < 0)
+            exit(127);
+        exit(127);
+    }
+
+    snprintf(line, sizeof line, "%ld\n", (long)child);
+    if (write(pidfd, line, strlen(line)) < 0)
+        die_errno("write", "pid descriptor");
+    close(pidfd);
+
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            die_errno("waitpid", argv[0]);
+    exit_like(status);
+}
+
+int main(int argc, char **argv)
+{
+    set_progname(argv[0]);
+    if (argc == 3 && strcmp(argv[1], "keep") == 0)
+        return keep(parse_pid(argv[2], "keep"));
+    if (argc >= 6 && strcmp(argv[1], "exec") == 0 && strcmp(argv[4], "--") == 0) {
+        pid_t outer = parse_pid(argv[2], "exec");
+        int pidfd = (int)parse_pid(argv[3], "PIDFD");
+        return exec_in(outer, pidfd, argv + 5);
+    }
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    die_usage("expected 'keep PARENT_PID' or 'exec OUTER_PID PIDFD -- COMMAND...'");
+}

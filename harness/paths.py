@@ -1,0 +1,18 @@
+"""Where things are: the checkout, the meson build, binaries, artifacts."""
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD_DIR = Path(os.environ.get("FAULTLINE_BUILD_DIR", REPO / "build"))
+ARTIFACTS_DIR = Path(os.environ.get("FAULTLINE_ARTIFACTS", REPO / "artifacts"))
+
+
+def binary(name: str) -> Path:
+    """Path of a program the meson build makes (echod, echoc, flhost)."""
+    where = {
+        "echod": "server/echod",
+        "echoc": "client/echoc",
+        "flhost": "harness/native/flhost",
+    }[name]
+    return BUILD_DIR / where

@@ -1,0 +1,151 @@
+"""The process table, read from /proc: children, zombies, descriptors,
+pending signals. Pids are this machine's (global) pids; a process on a host
+also has a pid inside the host, shown as `nspid`."""
+
+import os
+from dataclasses import dataclass
+
+STATE_NAMES = {
+    "R": "running", "S": "sleeping", "D": "disk sleep", "T": "stopped",
+    "t": "tracing stop", "Z": "zombie", "X": "dead", "I": "idle",
+}
+
+
+@dataclass(frozen=True)
+class ProcInfo:
+    pid: int
+    ppid: int
+    state: str
+    comm: str
+    nspid: int
+    flags: int = 0
+
+    PF_EXITING = 0x4
+
+    @property
+    def dead(self):
+        """Exited: a zombie, or past the point of no return in exit()."""
+        return self.state in ("Z", "X") or bool(self.flags & self.PF_EXITING)
+
+    def row(self):
+        return f"{self.pid:>7} {self.ppid:>7} {self.nspid:>6}  {self.state:<4} {self.comm}" + (
+            " <defunct>" if self.state == "Z" else "")
+
+
+PS_HEADER = f"{'PID':>7} {'PPID':>7} {'NSPID':>6}  STAT COMMAND"
+
+
+def info(pid):
+    """ProcInfo for pid, or None when it no longer exists."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm may contain spaces and parentheses: it ends at the last ')'.
+    open_paren, close_paren = stat.index("("), stat.rindex(")")
+    comm = stat[open_paren + 1:close_paren]
+    fields = stat[close_paren + 2:].split()
+    nspid = pid
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    nspid = int(line.split()[-1])
+                    break
+    except FileNotFoundError:
+        pass
+    return ProcInfo(pid=pid, ppid=int(fields[1]), state=fields[0], comm=comm,
+                    nspid=nspid, flags=int(fields[6]))
+
+
+def state(pid):
+    """One-letter state (R S D T Z ...), or None when gone."""
+    i = info(pid)
+    return i.state if i else None
+
+
+def _all_pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def children(pid):
+    """The direct children of pid, zombies included, by pid.
+    (This kernel has no /proc/PID/task/TID/children, so scan /proc.)"""
+    found = []
+    for p in _all_pids():
+        i = info(p)
+        if i is not None and i.ppid == pid:
+            found.append(i)
+    return sorted(found, key=lambda i: i.pid)
+
+
+def zombies(pid):
+    return [c for c in children(pid) if c.state == "Z"]
+
+
+def ps_table(rows):
+    """ps-like text for failure messages."""
+    rows = list(rows)
+    if not rows:
+        return PS_HEADER + "\n    (no processes)"
+    return "\n".join([PS_HEADER] + [r.row() for r in rows])
+
+
+def tree(pid):
+    """pid and its children as a ps table."""
+    root = info(pid)
+    return ps_table(([root] if root else []) + children(pid))
+
+
+def describe(pid):
+    i = info(pid)
+    if i is None:
+        return f"pid {pid}: gone"
+    return f"pid {pid} ({i.comm}) in state {i.state} ({STATE_NAMES.get(i.state, '?')})"
+
+
+def open_fds(pid):
+    """{fd: target} of pid's open descriptors ('socket:[123]', paths...)."""
+    result = {}
+    base = f"/proc/{pid}/fd"
+    for name in os.listdir(base):
+        try:
+            result[int(name)] = os.readlink(f"{base}/{name}")
+        except FileNotFoundError:
+            pass  # closed while we looked
+    return result
+
+
+def socket_inodes(pid):
+    """Inodes of the sockets pid holds, to match against TCP tables."""
+    inodes = set()
+    for target in open_fds(pid).values():
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def fd_table(pid):
+    return "\n".join(f"  fd {fd:>4} -> {target}"
+                     for fd, target in sorted(open_fds(pid).items()))
+
+
+def pending_signals(pid):
+    """Bitmask of signals pending for pid (thread and process-wide)."""
+    mask = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("SigPnd:", "ShdPnd:")):
+                mask |= int(line.split()[1], 16)
+    return mask
+
+
+def current_syscall(pid):
+    """Number of the system call pid is blocked in, or None if running."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            first = f.read().split()[0]
+    except (FileNotFoundError, IndexError):
+        return None
+    return int(first) if first.lstrip("-").isdigit() else None

@@ -1,0 +1,198 @@
+#include "eventlog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errfmt.h"
+
+/* Written once before any handler is installed, then only read. */
+static int log_fd = -1;
+
+int event_log_open(const char *path, char *err, size_t errlen)
+{
+    int fd;
+
+    if (strcmp(path, "-") == 0)
+        fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
+    else
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        err_fill(err, errlen, "open", path, errno);
+        return -1;
+    }
+    event_log_close();
+    log_fd = fd;
+    return 0;
+}
+
+void event_log_close(void)
+{
+    if (log_fd >= 0)
+        close(log_fd);
+    log_fd = -1;
+}
+
+int event_log_fd(void)
+{
+    return log_fd;
+}
+
+/* Space for the closing "}\n", reserved from every field. */
+#define CLOSING 2
+
+static int put(struct event *ev, const char *s, size_t n)
+{
+    if (ev->len + n + CLOSING > sizeof ev->buf) {
+        ev->truncated = 1;
+        return -1;
+    }
+    memcpy(ev->buf + ev->len, s, n);
+    ev->len += n;
+    return 0;
+}
+
+static int puts_(struct event *ev, const char *s)
+{
+    return put(ev, s, strlen(s));
+}
+
+/* Decimal digits of v, right-aligned in a small buffer; returns the start. */
+static char *format_uint(unsigned long long v, char *end)
+{
+    char *p = end;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    return p;
+}
+
+static void put_int(struct event *ev, long long v)
+{
+    char digits[24];
+    char *end = digits + sizeof digits;
+    unsigned long long mag = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    char *p = format_uint(mag, end);
+    if (v < 0)
+        *--p = '-';
+    put(ev, p, (size_t)(end - p));
+}
+
+static void put_escaped(struct event *ev, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[6];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            put(ev, esc, 2);
+        } else if (c < 0x20) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 0xf];
+            put(ev, esc, 6);
+        } else {
+            put(ev, (const char *)&c, 1);
+        }
+    }
+}
+
+static void put_key(struct event *ev, const char *key)
+{
+    puts_(ev, ",\"");
+    put_escaped(ev, key);
+    puts_(ev, "\":");
+}
+
+/* A field either fits whole or is dropped, so the line stays valid JSON. */
+struct field_mark {
+    size_t len;
+    int truncated;
+};
+
+static struct field_mark field_start(struct event *ev)
+{
+    struct field_mark m = { ev->len, ev->truncated };
+    ev->truncated = 0;
+    return m;
+}
+
+static void field_finish(struct event *ev, struct field_mark m)
+{
+    if (ev->truncated)
+        ev->len = m.len;
+    ev->truncated |= m.truncated;
+}
+
+
+void event_begin_at(struct event *ev, const char *name, long long sec,
+                    long usec, long long pid)
+{
+    char frac[7];
+    ev->len = 0;
+    ev->truncated = 0;
+    puts_(ev, "{\"ts\":");
+    put_int(ev, sec);
+    for (int i = 5; i >= 0; i--) {
+        frac[i] = (char)('0' + usec % 10);
+        usec /= 10;
+    }
+    frac[6] = '\0';
+    puts_(ev, ".");
+    puts_(ev, frac);
+    puts_(ev, ",\"pid\":");
+    put_int(ev, pid);
+    event_str(ev, "event", name); /* a name too long is dropped whole */
+}
+
+void event_begin(struct event *ev, const char *name)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now); /* async-signal-safe (POSIX.1-2008) */
+    event_begin_at(ev, name, (long long)now.tv_sec, now.tv_nsec / 1000,
+                   (long long)getpid());
+}
+
+void event_int(struct event *ev, const char *key, long long value)
+{
+    struct field_mark m = field_start(ev);
+    put_key(ev, key);
+    put_int(ev, value);
+    field_finish(ev, m);
+}
+
+void event_str(struct event *ev, const char *key, const char *value)
+{
+    struct field_mark m = field_start(ev);
+    put_key(ev, key);
+    puts_(ev, "\"");
+    put_escaped(ev, value);
+    puts_(ev, "\"");
+    field_finish(ev, m);
+}
+
+size_t event_end(struct event *ev)
+{
+    /* put() always leaves CLOSING bytes free, so this cannot fail. */
+    ev->buf[ev->len++] = '}';
+    ev->buf[ev->len++] = '\n';
+    return ev->len;
+}
+
+void event_emit(struct event *ev)
+{
+    int saved = errno;
+    size_t n = event_end(ev);
+    if (log_fd >= 0) {
+        ssize_t w;
+        do
+            w = write(log_fd, ev->buf, n);
+        while (w < 0 && errno == EINTR);
+    }
+    errno = saved;
+}

@@ -1,0 +1,44 @@
+"""Fixtures and hooks only; the machinery is in the harness package."""
+
+import pytest
+
+from harness import artifacts
+from harness.host import Host, HostUnavailable
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+    path = item.stash.get(ARTIFACTS_KEY, None)
+    if report.failed and path is not None:
+        report.sections.append(("faultline artifacts", f"kept in {path}"))
+
+
+ARTIFACTS_KEY = pytest.StashKey()
+
+
+@pytest.fixture
+def artifact_dir(request):
+    """A fresh folder for this test's pcaps, logs and outputs; kept when the
+    test fails or --keep-artifacts is given, removed otherwise."""
+    path = artifacts.fresh_dir(request.node.nodeid)
+    request.node.stash[ARTIFACTS_KEY] = path
+    yield path
+    failed = any(getattr(request.node, f"report_{when}", None) is not None
+                 and getattr(request.node, f"report_{when}").failed
+                 for when in ("setup", "call"))
+    if not failed and not request.config.getoption("--keep-artifacts"):
+        artifacts.discard(path)
+
+
+@pytest.fixture
+def host(artifact_dir):
+    """An isolated host (network + PID namespace) that dies with the test."""
+    try:
+        h = Host("server", artifact_dir)
+    except HostUnavailable as e:
+        pytest.skip(str(e))
+    with h:
+        yield h

@@ -1,0 +1,117 @@
+/*
+ * The three SIGCHLD strategies of UNP chapter 5, side by side and named for
+ * what they do wrong or right. The faulty two are deliberate: they are the
+ * phenomena the suite reproduces.
+ *
+ * The handlers reap inside the handler, as UNP and CS:APP do, so that one
+ * handler invocation is exactly one delivered signal: that is what makes
+ * the lost-signal defect of reap_one_per_signal faithful. Everything they
+ * call is async-signal-safe (wait, waitpid, write via event_emit) and they
+ * preserve errno.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "die.h"
+#include "echod.h"
+#include "eventlog.h"
+
+static const char *signal_name(int signo)
+{
+    switch (signo) {
+    case SIGCHLD: return "SIGCHLD";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT:  return "SIGINT";
+    case SIGHUP:  return "SIGHUP";
+    case SIGPIPE: return "SIGPIPE";
+    default:      return "other";
+    }
+}
+
+void log_signal(int signo)
+{
+    struct event ev;
+    event_begin(&ev, "signal");
+    event_int(&ev, "signo", signo);
+    event_str(&ev, "name", signal_name(signo));
+    event_emit(&ev);
+}
+
+static void log_reaped(pid_t pid, int status)
+{
+    struct event ev;
+    event_begin(&ev, "reaped");
+    event_int(&ev, "child", pid);
+    if (WIFEXITED(status))
+        event_int(&ev, "exit", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        event_int(&ev, "signal", WTERMSIG(status));
+    event_emit(&ev);
+}
+
+/* UNP server-v2: one wait() per SIGCHLD. Signals do not queue, so children
+ * that exit together raise one pending SIGCHLD and all but one stay zombies
+ * until some later SIGCHLD happens to reap them. */
+static void reap_one_per_signal(int signo)
+{
+    int saved = errno, status;
+    pid_t pid;
+
+    log_signal(signo);
+    pid = wait(&status);
+    if (pid > 0)
+        log_reaped(pid, status);
+    errno = saved;
+}
+
+/* UNP server-v3 / CS:APP: loop until no exited child is left, so one
+ * SIGCHLD standing for many exits still reaps them all. */
+static void reap_all_exited(int signo)
+{
+    int saved = errno;
+
+    log_signal(signo);
+    reap_exited_children();
+    errno = saved;
+}
+
+void reap_exited_children(void)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        log_reaped(pid, status);
+}
+
+void reaper_install(enum reap_strategy reap)
+{
+    /* SA_NOCLDSTOP: a child stopped from outside (SIGSTOP) must not make
+     * the one-wait handler block in wait() for a child that has not exited.
+     * No SA_RESTART: the accept loop handles EINTR itself. */
+    switch (reap) {
+    case REAP_WAITPID:
+        Sigaction(SIGCHLD, reap_all_exited, SA_NOCLDSTOP);
+        break;
+    case REAP_WAIT:
+        Sigaction(SIGCHLD, reap_one_per_signal, SA_NOCLDSTOP);
+        break;
+    case REAP_NONE:
+        /* UNP server-v1: no handler. SIG_DFL (not SIG_IGN, which would make
+         * the kernel auto-reap) leaves every exited child a zombie. */
+        Sigaction(SIGCHLD, SIG_DFL, 0);
+        break;
+    }
+}
+
+const char *reap_strategy_name(enum reap_strategy reap)
+{
+    switch (reap) {
+    case REAP_WAITPID: return "waitpid";
+    case REAP_WAIT:    return "wait";
+    case REAP_NONE:    return "none";
+    }
+    return "?";
+}
