@@ -1,0 +1,67 @@
+"""What a faultline host costs, beside the usual way of making one.
+
+    sudo /usr/bin/python3 bench/host_cost.py [ROUNDS]
+
+Each round makes and destroys, interleaved so that machine noise hits both
+alike: (a) a harness Host (flhost: network + PID namespace, lo up), and
+(b) `ip netns add` + `ip -n NS link set lo up` + `ip netns del`. Also the
+cost of starting echod on a host until its readiness line. Prints medians
+and the ratio; nothing here is asserted.
+"""
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness import build  # noqa: E402
+from harness.echod import Echod  # noqa: E402
+from harness.host import Host  # noqa: E402
+
+
+def ms(f):
+    t = time.perf_counter()
+    f()
+    return (time.perf_counter() - t) * 1000
+
+
+def harness_host(workdir):
+    Host("bench", workdir).close()
+
+
+def ip_netns():
+    name = "faultline-bench"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def echod_ready(workdir):
+    with Host("bench", workdir) as host:
+        Echod(host).start().terminate()
+
+
+def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+    build.ensure_built()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        a, b, c = [], [], []
+        for _ in range(rounds):
+            a.append(ms(lambda: harness_host(work)))
+            b.append(ms(ip_netns))
+            c.append(ms(lambda: echod_ready(work)))
+    ma, mb, mc = (statistics.median(x) for x in (a, b, c))
+    print(f"rounds: {rounds}")
+    print(f"harness Host create+close     median {ma:6.2f} ms  (min {min(a):.2f})")
+    print(f"ip netns add+lo up+del        median {mb:6.2f} ms  (min {min(b):.2f})")
+    print(f"ratio ip netns / Host         {mb / ma:6.2f}x")
+    print(f"Host + echod ready + SIGTERM  median {mc:6.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
