@@ -2,7 +2,8 @@
  * echoc: the reference echo client, UNP's str_cli in its two styles.
  *
  *   echoc [--mode block|select] [--conns N] [--bytes N] [--verify]
- *         [--half-close] [--sigpipe default|ignore] HOST [PORT]
+ *         [--half-close] [--sigpipe default|ignore] [--fault SPEC]...
+ *         [--events FILE|-] HOST [PORT]
  *
  * stdin lines go to the server and the echoes to stdout; with --bytes,
  * generated data goes instead and its echo is only counted (and checked).
@@ -15,6 +16,8 @@
  * An EOF from the server before every byte sent has come back exits 4,
  * "server terminated prematurely". Other failures exit 1 with the call and
  * strerror. Set-up failures go through die() (1) and die_usage() (2).
+ * A session that a fault hook cut (rst, close, shutdown_wr, drop) and that
+ * nothing else failed exits 8, never 0 (hooks.c, docs/FAULTS.md).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -29,6 +32,7 @@
 #include "die.h"
 #include "echoc.h"
 #include "errfmt.h"
+#include "eventlog.h"
 #include "net.h"
 
 #define DEFAULT_PORT 9877
@@ -53,6 +57,18 @@ static const char usage_text[] =
     "  --sigpipe default|ignore\n"
     "                        default: a write to a reset peer kills echoc;\n"
     "                        ignore: it fails with EPIPE (exit 6)\n"
+    "  --fault SPEC          inject faults, ACTION[=ARG]@POINT{,FILTER}[;...]\n"
+    "                        (repeatable; env ECHOC_FAULTS is read first);\n"
+    "                        points: connect, before_read, after_read,\n"
+    "                        before_write, after_write, before_close;\n"
+    "                        grammar in docs/FAULTS.md"
+#if !FL_FAULT_HOOKS
+    " (not in this build:\n"
+    "                        meson -Dfault_hooks=enabled)"
+#endif
+    "\n"
+    "  --events FILE|-       append JSON-lines events (faults that fire) to\n"
+    "                        FILE, or to stdout with -\n"
     "  --help                this text\n"
     "Exit status:\n"
     "  0  success: every echo came back (and matched)\n"
@@ -62,7 +78,9 @@ static const char usage_text[] =
     "  4  server terminated prematurely (EOF before every echo came back)\n"
     "  5  connection reset by peer\n"
     "  6  broken pipe (EPIPE with --sigpipe ignore)\n"
-    "  7  echo mismatch (--verify)\n";
+    "  7  echo mismatch (--verify)\n"
+    "  8  a fault cut the session (rst, close, shutdown_wr or drop fired)\n"
+    "     and nothing else failed; a fault's exit=N exits N\n";
 
 int report(int status, const char *fmt, ...)
 {
@@ -105,7 +123,7 @@ static void parse_positionals(int argc, char **argv, struct echoc_options *opt)
 static void parse_options(int argc, char **argv, struct echoc_options *opt)
 {
     enum { OPT_MODE = 256, OPT_CONNS, OPT_BYTES, OPT_VERIFY, OPT_HALF_CLOSE,
-           OPT_SIGPIPE, OPT_HELP };
+           OPT_SIGPIPE, OPT_FAULT, OPT_EVENTS, OPT_HELP };
     static const struct option longopts[] = {
         { "mode", required_argument, NULL, OPT_MODE },
         { "conns", required_argument, NULL, OPT_CONNS },
@@ -113,16 +131,23 @@ static void parse_options(int argc, char **argv, struct echoc_options *opt)
         { "verify", no_argument, NULL, OPT_VERIFY },
         { "half-close", no_argument, NULL, OPT_HALF_CLOSE },
         { "sigpipe", required_argument, NULL, OPT_SIGPIPE },
+        { "fault", required_argument, NULL, OPT_FAULT },
+        { "events", required_argument, NULL, OPT_EVENTS },
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
+    const char *env_faults = getenv("ECHOC_FAULTS");
     int c;
 
     *opt = (struct echoc_options){
         .host = NULL, .port = DEFAULT_PORT, .mode = MODE_BLOCK, .conns = 1,
         .bytes_mode = false, .bytes = 0, .verify = false, .half_close = false,
-        .sigpipe_ignore = false,
+        .sigpipe_ignore = false, .events = NULL,
     };
+    /* The environment's faults first, then the flags' (an empty variable
+     * is no fault at all). */
+    if (env_faults && env_faults[0] != '\0')
+        hooks_add_spec("ECHOC_FAULTS", env_faults);
     opterr = 0; /* our own one-line messages */
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
@@ -155,6 +180,12 @@ static void parse_options(int argc, char **argv, struct echoc_options *opt)
                 opt->sigpipe_ignore = true;
             else
                 die_usage("unknown --sigpipe '%s' (choose default or ignore)", optarg);
+            break;
+        case OPT_FAULT:
+            hooks_add_spec("--fault", optarg);
+            break;
+        case OPT_EVENTS:
+            opt->events = optarg;
             break;
         case OPT_HELP:
             fputs(usage_text, stdout);
@@ -195,33 +226,72 @@ static int connect_or_exit(const struct echoc_options *opt)
     return fd;
 }
 
+/* Connection number `number` (1-based), then its connect hook. */
+static void open_connection(struct conn *c, long number, const struct echoc_options *opt)
+{
+    long long arg = 0;
+
+    c->fd = connect_or_exit(opt);
+    c->shut = false;
+    c->close_hooked = false;
+    c->fault = (struct fault_ctx){ .conn = number, .bytes = 0, .fd = c->fd };
+    (void)conn_hook(c, FP_CONNECT, &arg); /* rst, close: c->fd is -1 */
+}
+
 /*
  * UNP client-v2: the extra connections are opened one after another and
  * never used. They stay open until exit() closes every descriptor at once,
  * so the server's children all see EOF and exit together.
  */
-static void open_idle_connections(const struct echoc_options *opt)
+static void open_idle_connections(struct conn *conns, const struct echoc_options *opt)
 {
     for (long i = 1; i < opt->conns; i++)
-        (void)connect_or_exit(opt);
+        open_connection(&conns[i], i + 1, opt);
 }
 
-static int talk(int sockfd, const struct echoc_options *opt)
+/*
+ * Each connection's before_close hook, in order, just before exit()
+ * closes them all together (as UNP's client-v2 has it). rst and close
+ * close one here; leak leaves it to exit(); once the half-close has run
+ * the hook for connection 1, it does not run again.
+ */
+static void before_exit_close(struct conn *conns, long n)
 {
+    for (long i = 0; i < n; i++) {
+        long long arg = 0;
+
+        if (conns[i].fd < 0 || conns[i].close_hooked)
+            continue;
+        conns[i].close_hooked = true;
+        (void)conn_hook(&conns[i], FP_BEFORE_CLOSE, &arg);
+    }
+}
+
+static int talk(struct conn *c, const struct echoc_options *opt)
+{
+    if (c->fd < 0) /* a fault at connect took it */
+        return ECHOC_FAULT;
+    if (c->shut)
+        return drain_cli(c, opt);
     if (opt->bytes_mode)
-        return opt->mode == MODE_SELECT ? bytes_cli_select(sockfd, opt)
-                                        : bytes_cli_block(sockfd, opt);
-    return opt->mode == MODE_SELECT ? str_cli_select(sockfd, opt)
-                                    : str_cli_block(sockfd, opt);
+        return opt->mode == MODE_SELECT ? bytes_cli_select(c, opt)
+                                        : bytes_cli_block(c, opt);
+    return opt->mode == MODE_SELECT ? str_cli_select(c, opt)
+                                    : str_cli_block(c, opt);
 }
 
 int main(int argc, char **argv)
 {
     struct echoc_options opt;
-    int sockfd;
+    char err[FL_ERRLEN];
+    struct conn *conns;
+    int rc;
 
     set_progname(argv[0]);
     parse_options(argc, argv, &opt);
+    if (opt.events && event_log_open(opt.events, err, sizeof err) < 0)
+        die("%s", err);
+    hooks_start();
 
     /* Set explicitly: a parent (a shell, a test runner) may have left
      * SIGPIPE ignored, and the default is the UNP 5.13 behaviour. */
@@ -229,12 +299,18 @@ int main(int argc, char **argv)
     if (opt.conns > 1)
         raise_descriptor_limit(opt.conns);
 
+    conns = calloc((size_t)opt.conns, sizeof *conns);
+    if (conns == NULL)
+        die("calloc(%ld connections): %s", opt.conns, strerror(errno));
     /* The connection we talk on comes first, so it gets a low descriptor
      * that select() can watch whatever --conns says. */
-    sockfd = connect_or_exit(&opt);
-    if (sockfd >= FD_SETSIZE)
-        die("select: descriptor %d is beyond FD_SETSIZE", sockfd);
-    open_idle_connections(&opt);
+    open_connection(&conns[0], 1, &opt);
+    if (conns[0].fd >= FD_SETSIZE)
+        die("select: descriptor %d is beyond FD_SETSIZE", conns[0].fd);
+    open_idle_connections(conns, &opt);
 
-    return talk(sockfd, &opt);
+    rc = talk(&conns[0], &opt);
+    before_exit_close(conns, opt.conns);
+    free(conns); /* the descriptors stay open until exit() */
+    return hooks_final_status(rc);
 }

@@ -3,6 +3,16 @@
  * (5.3), str_cli with select() and shutdown() (6.7, 6.13), and the same two
  * styles for generated data (--bytes). The error policy is echoc.c's: every
  * failure is reported here, once, and comes back as an exit status.
+ *
+ * The fault hooks sit around every read and write on the connection we
+ * talk on (before_read, after_read, before_write, after_write) and at the
+ * half-close (before_close). A read, for a hook, is one call that brings
+ * data in: a line's echo in the blocking line loop, a readn() round in
+ * the lockstep one, a read(2) elsewhere. What each fault does to the
+ * loops: rst and close end the session at once (ECHOC_FAULT); shutdown_wr
+ * stops the sending, and the loop reads what the server still sends up
+ * to its EOF; short=N writes N bytes per write(2); drop discards what was
+ * just read (not printed, not checked, but counted as echoed).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,8 +38,12 @@
 
 #define PREMATURE_MESSAGE "server terminated prematurely"
 
-/* Loop helpers return an exit status to stop, or this to go on. */
-enum { KEEP_GOING = -1 };
+/* Loop helpers return an exit status to stop, or one of these. */
+enum {
+    KEEP_GOING = -1,
+    NOT_SENT = -2, /* a shutdown_wr fault at before_write: nothing went out */
+    DROPPED = -3,  /* a drop fault at after_read: discard what came in */
+};
 
 /* --- shared pieces ---------------------------------------------------- */
 
@@ -45,6 +59,105 @@ static int shut_write(int sockfd)
     if (shutdown(sockfd, SHUT_WR) < 0)
         return report_socket_error("shutdown", errno);
     return ECHOC_OK;
+}
+
+/* --- fault hooks on the connection ------------------------------------ */
+
+/*
+ * The before_write hook. *limit is the most one write(2) may carry: left
+ * alone, or cut to N by short=N. Returns KEEP_GOING, NOT_SENT (shutdown_wr:
+ * c->shut is set, send nothing), or ECHOC_FAULT (rst, close).
+ */
+static int before_write(struct conn *c, size_t *limit)
+{
+    long long arg = 0;
+
+    switch (conn_hook(c, FP_BEFORE_WRITE, &arg)) {
+    case HOOK_ENDED:
+        return ECHOC_FAULT;
+    case HOOK_SHORT:
+        if ((unsigned long long)arg < *limit)
+            *limit = (size_t)arg;
+        break;
+    default:
+        break;
+    }
+    return c->shut ? NOT_SENT : KEEP_GOING;
+}
+
+/* The after_write hook: KEEP_GOING (c->shut may be set) or ECHOC_FAULT. */
+static int after_write(struct conn *c)
+{
+    long long arg = 0;
+
+    return conn_hook(c, FP_AFTER_WRITE, &arg) == HOOK_ENDED ? ECHOC_FAULT : KEEP_GOING;
+}
+
+/* The before_read hook: KEEP_GOING (c->shut may be set) or ECHOC_FAULT. */
+static int before_read(struct conn *c)
+{
+    long long arg = 0;
+
+    return conn_hook(c, FP_BEFORE_READ, &arg) == HOOK_ENDED ? ECHOC_FAULT : KEEP_GOING;
+}
+
+/* n > 0 bytes came in: count them, then the after_read hook. Returns
+ * KEEP_GOING, DROPPED or ECHOC_FAULT. */
+static int after_read(struct conn *c, size_t n)
+{
+    long long arg = 0;
+
+    c->fault.bytes += (long long)n;
+    switch (conn_hook(c, FP_AFTER_READ, &arg)) {
+    case HOOK_ENDED:
+        return ECHOC_FAULT;
+    case HOOK_DROP:
+        return DROPPED;
+    default:
+        return KEEP_GOING;
+    }
+}
+
+/*
+ * Write all n bytes between the before_write and after_write hooks, in
+ * pieces of at most N bytes after short=N. Returns KEEP_GOING (c->shut may
+ * be set: the bytes went out first), NOT_SENT, or an exit status.
+ */
+static int conn_write(struct conn *c, const void *buf, size_t n)
+{
+    const char *p = buf;
+    size_t limit = n, done = 0;
+    int rc;
+
+    if ((rc = before_write(c, &limit)) != KEEP_GOING)
+        return rc;
+    while (done < n) { /* one round unless short=N */
+        size_t piece = n - done < limit ? n - done : limit;
+        if (writen(c->fd, p + done, piece) < 0)
+            return report_socket_error("write", errno);
+        done += piece;
+    }
+    return after_write(c);
+}
+
+/*
+ * --half-close at the end of input: the connection starts closing here, so
+ * before_close runs first. rst and close end the session; leak skips the
+ * shutdown (the server never gets our FIN, and we wait for its EOF in
+ * vain). Returns ECHOC_OK or an exit status.
+ */
+static int half_close(struct conn *c)
+{
+    long long arg = 0;
+    enum hook_result r;
+
+    c->close_hooked = true;
+    r = conn_hook(c, FP_BEFORE_CLOSE, &arg);
+    if (r == HOOK_ENDED)
+        return ECHOC_FAULT;
+    if (r == HOOK_LEAK || c->shut)
+        return ECHOC_OK;
+    return shut_write(c->fd);
 }
 
 /*
@@ -77,18 +190,28 @@ static int check_echo(const void *sent, size_t sent_len, const void *got,
  * still arrives is passed on (to stdout in line mode) and, with --verify,
  * is an echo of nothing. Ends at the server's EOF.
  */
-static int read_until_eof(struct line_reader *from_server, bool to_stdout,
-                          bool verify, unsigned long long offset)
+static int read_until_eof(struct conn *c, struct line_reader *from_server,
+                          bool to_stdout, bool verify, unsigned long long offset)
 {
     char buf[SELECT_CHUNK];
     int rc;
 
     for (;;) {
-        ssize_t n = line_reader_read(from_server, buf, sizeof buf);
+        ssize_t n;
+
+        if ((rc = before_read(c)) != KEEP_GOING)
+            return rc;
+        n = line_reader_read(from_server, buf, sizeof buf);
         if (n < 0)
             return report_socket_error("read", errno);
         if (n == 0)
             return ECHOC_OK;
+        if ((rc = after_read(c, (size_t)n)) == DROPPED) {
+            offset += (unsigned long long)n;
+            continue;
+        }
+        if (rc != KEEP_GOING)
+            return rc;
         if (to_stdout && (rc = write_stdout(buf, (size_t)n)) != ECHOC_OK)
             return rc;
         if (verify && (rc = check_echo(NULL, 0, buf, (size_t)n, offset)) != ECHOC_OK)
@@ -127,7 +250,7 @@ static int read_echo_line(struct line_reader *from_server, char *echo,
  * see the server's FIN. It learns of it only after the next line is
  * written, when the read of its echo returns 0.
  */
-int str_cli_block(int sockfd, const struct echoc_options *opt)
+int str_cli_block(struct conn *c, const struct echoc_options *opt)
 {
     struct line_reader from_stdin, from_server;
     char line[LINE_SIZE], echo[LINE_SIZE];
@@ -136,29 +259,38 @@ int str_cli_block(int sockfd, const struct echoc_options *opt)
     int rc;
 
     line_reader_init(&from_stdin, STDIN_FILENO);
-    line_reader_init(&from_server, sockfd);
-    for (;;) { /* ends at stdin's EOF */
+    line_reader_init(&from_server, c->fd);
+    while (!c->shut) { /* ends at stdin's EOF, or when a fault shut us */
         ssize_t n = line_reader_readline(&from_stdin, line, sizeof line);
         if (n < 0)
             return report(ECHOC_ERROR, "read(stdin): %s", strerror(errno));
         if (n == 0)
             break;
-        if (writen(sockfd, line, (size_t)n) < 0)
-            return report_socket_error("write", errno);
+        if ((rc = conn_write(c, line, (size_t)n)) == NOT_SENT)
+            break;
+        if (rc != KEEP_GOING)
+            return rc;
+        if ((rc = before_read(c)) != KEEP_GOING)
+            return rc;
         if ((rc = read_echo_line(&from_server, echo, (size_t)n, &got)) != ECHOC_OK)
             return rc;
-        /* Printed before it is checked, so a bad echo can be seen. */
-        if ((rc = write_stdout(echo, got)) != ECHOC_OK)
+        if ((rc = after_read(c, got)) != KEEP_GOING && rc != DROPPED)
             return rc;
-        if (opt->verify && (rc = check_echo(line, (size_t)n, echo, got, offset)) != ECHOC_OK)
+        /* Printed before it is checked, so a bad echo can be seen. */
+        if (rc != DROPPED && (rc = write_stdout(echo, got)) != ECHOC_OK)
+            return rc;
+        if (rc != DROPPED && opt->verify &&
+            (rc = check_echo(line, (size_t)n, echo, got, offset)) != ECHOC_OK)
             return rc;
         offset += (unsigned long long)n;
     }
+    if (c->shut)
+        return read_until_eof(c, &from_server, true, opt->verify, offset);
     if (!opt->half_close)
         return ECHOC_OK;
-    if ((rc = shut_write(sockfd)) != ECHOC_OK)
+    if ((rc = half_close(c)) != ECHOC_OK)
         return rc;
-    return read_until_eof(&from_server, true, opt->verify, offset);
+    return read_until_eof(c, &from_server, true, opt->verify, offset);
 }
 
 /* --- select: UNP 6.7 / 6.13 -------------------------------------------- */
@@ -205,7 +337,7 @@ static void pending_consume(struct pending *p, size_t n)
 }
 
 struct select_session {
-    int sockfd;
+    struct conn *c;
     const struct echoc_options *opt;
     struct line_reader from_stdin;
     bool stdin_eof;
@@ -218,13 +350,29 @@ static bool all_echoed(const struct select_session *s)
     return s->echoed >= s->sent;
 }
 
+/* After our shutdown (--half-close, or a shutdown_wr fault) the end is the
+ * server's EOF, not the last echo. */
+static bool waits_for_eof(const struct select_session *s)
+{
+    return s->opt->half_close || s->c->shut;
+}
+
+/* A shutdown_wr fault stops the input as its EOF would. */
 static int send_line(struct select_session *s, const char *line, size_t n)
 {
-    if (writen(s->sockfd, line, n) < 0)
-        return report_socket_error("write", errno);
+    int rc = conn_write(s->c, line, n);
+
+    if (rc == NOT_SENT) {
+        s->stdin_eof = true;
+        return KEEP_GOING;
+    }
+    if (rc != KEEP_GOING)
+        return rc;
     if (s->opt->verify && pending_append(&s->unechoed, line, n) < 0)
         return report(ECHOC_ERROR, "realloc: %s", strerror(errno));
     s->sent += n;
+    if (s->c->shut)
+        s->stdin_eof = true;
     return KEEP_GOING;
 }
 
@@ -240,7 +388,7 @@ static int forward_buffered_lines(struct select_session *s)
     size_t avail;
     int rc;
 
-    while ((avail = line_reader_buffered(&s->from_stdin)) > 0) {
+    while (!s->stdin_eof && (avail = line_reader_buffered(&s->from_stdin)) > 0) {
         ssize_t n = line_reader_readline(&s->from_stdin, line, avail + 1);
         if (n <= 0) /* cannot happen with bytes buffered; never spin on it */
             break;
@@ -266,7 +414,7 @@ static int on_stdin_readable(struct select_session *s)
         return send_line(s, line, (size_t)n);
     s->stdin_eof = true;
     if (s->opt->half_close) {
-        int rc = shut_write(s->sockfd);
+        int rc = half_close(s->c);
         return rc == ECHOC_OK ? KEEP_GOING : rc;
     }
     return all_echoed(s) ? ECHOC_OK : KEEP_GOING;
@@ -275,9 +423,12 @@ static int on_stdin_readable(struct select_session *s)
 static int on_socket_readable(struct select_session *s)
 {
     char buf[SELECT_CHUNK];
-    ssize_t n = read_retry(s->sockfd, buf, sizeof buf);
+    ssize_t n;
     int rc;
 
+    if ((rc = before_read(s->c)) != KEEP_GOING)
+        return rc;
+    n = read_retry(s->c->fd, buf, sizeof buf);
     if (n < 0)
         return report_socket_error("read", errno);
     if (n == 0) {
@@ -288,18 +439,22 @@ static int on_socket_readable(struct select_session *s)
             return ECHOC_OK;
         return report(ECHOC_PREMATURE, PREMATURE_MESSAGE);
     }
-    if ((rc = write_stdout(buf, (size_t)n)) != ECHOC_OK)
+    if ((rc = after_read(s->c, (size_t)n)) != KEEP_GOING && rc != DROPPED)
+        return rc;
+    if (rc != DROPPED && (rc = write_stdout(buf, (size_t)n)) != ECHOC_OK)
         return rc;
     if (s->opt->verify) {
         struct pending *p = &s->unechoed;
-        rc = check_echo(p->data ? p->data + p->start : NULL, p->len, buf,
-                        (size_t)n, s->echoed);
-        if (rc != ECHOC_OK)
+        if (rc != DROPPED &&
+            (rc = check_echo(p->data ? p->data + p->start : NULL, p->len, buf,
+                             (size_t)n, s->echoed)) != ECHOC_OK)
             return rc;
         pending_consume(p, (size_t)n);
     }
     s->echoed += (unsigned long long)n;
-    if (s->stdin_eof && !s->opt->half_close && all_echoed(s))
+    if (s->c->shut) /* shutdown_wr at this read: no more input */
+        s->stdin_eof = true;
+    if (s->stdin_eof && !waits_for_eof(s) && all_echoed(s))
         return ECHOC_OK;
     return KEEP_GOING;
 }
@@ -312,19 +467,21 @@ static int select_loop(struct select_session *s)
     for (;;) {
         fd_set readable;
 
+        if (s->c->shut) /* a shutdown_wr fault at a read: input ends */
+            s->stdin_eof = true;
         if (!s->stdin_eof && (rc = forward_buffered_lines(s)) != KEEP_GOING)
             return rc;
         FD_ZERO(&readable);
         if (!s->stdin_eof)
             FD_SET(STDIN_FILENO, &readable);
-        FD_SET(s->sockfd, &readable);
-        if (select(s->sockfd + 1, &readable, NULL, NULL, NULL) < 0) {
+        FD_SET(s->c->fd, &readable);
+        if (select(s->c->fd + 1, &readable, NULL, NULL, NULL) < 0) {
             if (errno == EINTR)
                 continue;
             return report(ECHOC_ERROR, "select: %s", strerror(errno));
         }
         /* The socket first: a FIN is news even when a line is waiting. */
-        if (FD_ISSET(s->sockfd, &readable) && (rc = on_socket_readable(s)) != KEEP_GOING)
+        if (FD_ISSET(s->c->fd, &readable) && (rc = on_socket_readable(s)) != KEEP_GOING)
             return rc;
         if (!s->stdin_eof && FD_ISSET(STDIN_FILENO, &readable) &&
             (rc = on_stdin_readable(s)) != KEEP_GOING)
@@ -332,9 +489,9 @@ static int select_loop(struct select_session *s)
     }
 }
 
-int str_cli_select(int sockfd, const struct echoc_options *opt)
+int str_cli_select(struct conn *c, const struct echoc_options *opt)
 {
-    struct select_session s = { .sockfd = sockfd, .opt = opt };
+    struct select_session s = { .c = c, .opt = opt };
     int rc;
 
     line_reader_init(&s.from_stdin, STDIN_FILENO);
@@ -395,7 +552,7 @@ static int check_generated_echo(const unsigned char *got, size_t n,
  * Lockstep, as str_cli does with lines: one chunk out with writen(), the
  * same amount back with readn(), so neither side's buffers ever fill.
  */
-int bytes_cli_block(int sockfd, const struct echoc_options *opt)
+int bytes_cli_block(struct conn *c, const struct echoc_options *opt)
 {
     unsigned char out[LOCKSTEP_CHUNK], in[LOCKSTEP_CHUNK];
     const unsigned long long total = opt->bytes;
@@ -403,35 +560,46 @@ int bytes_cli_block(int sockfd, const struct echoc_options *opt)
     struct line_reader from_server;
     int rc;
 
-    while (done < total) { /* ends after total / LOCKSTEP_CHUNK rounds */
+    /* Ends after total / LOCKSTEP_CHUNK rounds, or when a fault shut us. */
+    while (done < total && !c->shut) {
         size_t n = chunk_size(total - done, sizeof out);
         ssize_t got;
 
         pattern_fill(out, done, n);
-        if (writen(sockfd, out, n) < 0)
-            return report_socket_error("write", errno);
-        if (done + n == total && opt->half_close &&
-            (rc = shut_write(sockfd)) != ECHOC_OK)
+        if ((rc = conn_write(c, out, n)) == NOT_SENT)
+            break;
+        if (rc != KEEP_GOING)
             return rc;
-        got = readn(sockfd, in, n);
+        if (done + n == total && opt->half_close && !c->shut &&
+            (rc = half_close(c)) != ECHOC_OK)
+            return rc;
+        if ((rc = before_read(c)) != KEEP_GOING)
+            return rc;
+        got = readn(c->fd, in, n);
         if (got < 0)
             return report_socket_error("read", errno);
-        if (opt->verify && (rc = check_echo(out, n, in, (size_t)got, done)) != ECHOC_OK)
+        rc = got > 0 ? after_read(c, (size_t)got) : KEEP_GOING;
+        if (rc != KEEP_GOING && rc != DROPPED)
+            return rc;
+        if (rc != DROPPED && opt->verify &&
+            (rc = check_echo(out, n, in, (size_t)got, done)) != ECHOC_OK)
             return rc;
         if ((size_t)got < n)
             return report(ECHOC_PREMATURE, PREMATURE_MESSAGE);
         done += n;
     }
+    line_reader_init(&from_server, c->fd);
+    if (c->shut)
+        return read_until_eof(c, &from_server, false, opt->verify, done);
     if (!opt->half_close)
         return ECHOC_OK;
-    if (total == 0 && (rc = shut_write(sockfd)) != ECHOC_OK)
+    if (total == 0 && (rc = half_close(c)) != ECHOC_OK)
         return rc;
-    line_reader_init(&from_server, sockfd);
-    return read_until_eof(&from_server, false, opt->verify, done);
+    return read_until_eof(c, &from_server, false, opt->verify, done);
 }
 
 struct bytes_session {
-    int sockfd;
+    struct conn *c;
     const struct echoc_options *opt;
     unsigned long long sent, received;
     unsigned char out[SELECT_CHUNK]; /* out[out_pos..out_len) not yet written */
@@ -446,16 +614,22 @@ static bool would_block(int errnum)
 static int on_bytes_readable(struct bytes_session *s)
 {
     unsigned char buf[SELECT_CHUNK];
-    ssize_t n = read(s->sockfd, buf, sizeof buf);
+    /* After a shutdown_wr fault, what was sent is all that can come back. */
+    unsigned long long expected = s->c->shut ? s->sent : s->opt->bytes;
+    ssize_t n;
     int rc;
 
+    if ((rc = before_read(s->c)) != KEEP_GOING)
+        return rc;
+    n = read(s->c->fd, buf, sizeof buf);
     if (n < 0)
         return would_block(errno) ? KEEP_GOING : report_socket_error("read", errno);
     if (n == 0)
-        return s->received < s->opt->bytes
-                   ? report(ECHOC_PREMATURE, PREMATURE_MESSAGE)
-                   : ECHOC_OK;
-    if (s->opt->verify &&
+        return s->received < expected ? report(ECHOC_PREMATURE, PREMATURE_MESSAGE)
+                                      : ECHOC_OK;
+    if ((rc = after_read(s->c, (size_t)n)) != KEEP_GOING && rc != DROPPED)
+        return rc;
+    if (rc != DROPPED && s->opt->verify &&
         (rc = check_generated_echo(buf, (size_t)n, s->received, s->opt->bytes)) != ECHOC_OK)
         return rc;
     s->received += (unsigned long long)n;
@@ -464,20 +638,29 @@ static int on_bytes_readable(struct bytes_session *s)
 
 static int on_bytes_writable(struct bytes_session *s)
 {
+    size_t limit;
     ssize_t n;
+    int rc;
 
     if (s->out_pos == s->out_len) {
         s->out_len = chunk_size(s->opt->bytes - s->sent, sizeof s->out);
         s->out_pos = 0;
         pattern_fill(s->out, s->sent, s->out_len);
     }
-    n = write(s->sockfd, s->out + s->out_pos, s->out_len - s->out_pos);
+    limit = s->out_len - s->out_pos;
+    if ((rc = before_write(s->c, &limit)) == NOT_SENT)
+        return KEEP_GOING; /* c->shut: the loop stops writing */
+    if (rc != KEEP_GOING)
+        return rc;
+    n = write(s->c->fd, s->out + s->out_pos, limit);
     if (n < 0)
         return would_block(errno) ? KEEP_GOING : report_socket_error("write", errno);
     s->out_pos += (size_t)n;
     s->sent += (unsigned long long)n;
-    if (s->sent == s->opt->bytes && s->opt->half_close) {
-        int rc = shut_write(s->sockfd);
+    if ((rc = after_write(s->c)) != KEEP_GOING)
+        return rc;
+    if (s->sent == s->opt->bytes && s->opt->half_close && !s->c->shut) {
+        rc = half_close(s->c);
         return rc == ECHOC_OK ? KEEP_GOING : rc;
     }
     return KEEP_GOING;
@@ -489,26 +672,29 @@ static int bytes_select_loop(struct bytes_session *s)
     const unsigned long long total = s->opt->bytes;
     int rc;
 
-    if (total == 0 && s->opt->half_close && (rc = shut_write(s->sockfd)) != ECHOC_OK)
+    if (total == 0 && s->opt->half_close && (rc = half_close(s->c)) != ECHOC_OK)
         return rc;
     for (;;) {
         fd_set readable, writable;
+        const int fd = s->c->fd;
 
-        if (!s->opt->half_close && s->received >= total)
+        /* After our shutdown the end is the server's EOF. */
+        if (!s->opt->half_close && !s->c->shut && s->received >= total)
             return ECHOC_OK;
         FD_ZERO(&readable);
         FD_ZERO(&writable);
-        FD_SET(s->sockfd, &readable);
-        if (s->sent < total)
-            FD_SET(s->sockfd, &writable);
-        if (select(s->sockfd + 1, &readable, &writable, NULL, NULL) < 0) {
+        FD_SET(fd, &readable);
+        if (s->sent < total && !s->c->shut)
+            FD_SET(fd, &writable);
+        if (select(fd + 1, &readable, &writable, NULL, NULL) < 0) {
             if (errno == EINTR)
                 continue;
             return report(ECHOC_ERROR, "select: %s", strerror(errno));
         }
-        if (FD_ISSET(s->sockfd, &readable) && (rc = on_bytes_readable(s)) != KEEP_GOING)
+        if (FD_ISSET(fd, &readable) && (rc = on_bytes_readable(s)) != KEEP_GOING)
             return rc;
-        if (FD_ISSET(s->sockfd, &writable) && (rc = on_bytes_writable(s)) != KEEP_GOING)
+        if (FD_ISSET(fd, &writable) && !s->c->shut &&
+            (rc = on_bytes_writable(s)) != KEEP_GOING)
             return rc;
     }
 }
@@ -518,12 +704,22 @@ static int bytes_select_loop(struct bytes_session *s)
  * we keep draining echoes while the server waits for us to read, so
  * neither side can block the other for good.
  */
-int bytes_cli_select(int sockfd, const struct echoc_options *opt)
+int bytes_cli_select(struct conn *c, const struct echoc_options *opt)
 {
-    struct bytes_session s = { .sockfd = sockfd, .opt = opt };
-    int flags = fcntl(sockfd, F_GETFL);
+    struct bytes_session s = { .c = c, .opt = opt };
+    int flags = fcntl(c->fd, F_GETFL);
 
-    if (flags < 0 || fcntl(sockfd, F_SETFL, flags | O_NONBLOCK) < 0)
+    if (flags < 0 || fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0)
         die_errno("fcntl O_NONBLOCK", "socket");
     return bytes_select_loop(&s);
+}
+
+/* A fault shut our write side before the talking began (shutdown_wr at
+ * connect): read what the server sends up to its EOF. */
+int drain_cli(struct conn *c, const struct echoc_options *opt)
+{
+    struct line_reader from_server;
+
+    line_reader_init(&from_server, c->fd);
+    return read_until_eof(c, &from_server, !opt->bytes_mode, opt->verify, 0);
 }
