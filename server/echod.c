@@ -1,8 +1,6 @@
 /*
- * echod: the reference concurrent echo server.
- *
- *   echod [--port N] [--bind ADDR] [--model fork] [--reap waitpid|wait|none]
- *         [--leak-connfd] [--events FILE|-] [--backlog N]
+ * echod: the reference concurrent echo server. See usage_text, or
+ * docs/ARCHITECTURE.md for the event log and the signal discipline.
  *
  * After listen() it prints one readiness line on stdout:
  *   echod: listening on 0.0.0.0:9877 model=fork reap=waitpid pid=1234
@@ -11,10 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -22,15 +22,8 @@
 #include "echod.h"
 #include "errfmt.h"
 #include "eventlog.h"
+#include "fault.h"
 #include "net.h"
-
-volatile sig_atomic_t terminate_requested;
-
-static void request_termination(int signo)
-{
-    log_signal(signo);
-    terminate_requested = 1;
-}
 
 static const char usage_text[] =
     "usage: echod [options]\n"
@@ -42,33 +35,84 @@ static const char usage_text[] =
     "                        one wait() per signal (server-v2, loses signals),\n"
     "                        none (server-v1, zombies)   (default waitpid)\n"
     "  --leak-connfd         the parent never closes accepted sockets\n"
+    "  --sigpipe default|ignore|handler\n"
+    "                        a write to a reset peer: kills the writer\n"
+    "                        (default), fails with EPIPE (ignore), or is\n"
+    "                        logged as a signal event and fails (handler)\n"
+    "  --config FILE         max_conns and faults, re-read on SIGHUP\n"
+    "  --fault SPEC          inject a fault (repeatable; also ECHOD_FAULTS);\n"
+    "                        grammar in docs/FAULTS.md\n"
+    "  --drain-timeout MS    on SIGTERM, wait this long for open sessions to\n"
+    "                        finish (default 5000; waitpid reaper only)\n"
     "  --events FILE|-       append JSON-lines events to FILE or stdout\n"
     "  --backlog N           listen() backlog (default 1024)\n"
     "  --help                this text\n"
     "Readiness: one line on stdout after listen(), naming the bound address.\n"
+    "Signals: SIGTERM/SIGINT close the listener, let open sessions finish\n"
+    "what they have read, then exit 0; SIGHUP re-reads --config.\n"
     "Exit: 0 after SIGTERM/SIGINT, 1 on a fatal error, 2 on bad usage.\n";
+
+/* The index of value in names, or a usage error listing the choices. */
+static int choose(const char *flag, const char *value, const char *const names[])
+{
+    char choices[128] = "";
+
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(value, names[i]) == 0)
+            return i;
+        snprintf(choices + strlen(choices), sizeof choices - strlen(choices),
+                 "%s%s", i ? ", " : "", names[i]);
+    }
+    die_usage("unknown %s '%s' (choose %s)", flag, value, choices);
+}
+
+static void add_faults(struct fault_set *set, const char *where, const char *spec)
+{
+#if FL_FAULT_HOOKS
+    char err[FL_ERRLEN];
+    if (fault_parse_points(set, spec, FAULT_POINTS_SERVER, "echod", err, sizeof err) < 0)
+        die_usage("%s '%s': %s", where, spec, err);
+#else
+    (void)set;
+    (void)spec;
+    die_usage("%s: this build has no fault hooks (meson -Dfault_hooks=enabled)", where);
+#endif
+}
 
 static void parse_options(int argc, char **argv, struct echod_options *opt)
 {
     enum { OPT_PORT = 256, OPT_BIND, OPT_MODEL, OPT_REAP, OPT_LEAK, OPT_EVENTS,
-           OPT_BACKLOG, OPT_HELP };
+           OPT_BACKLOG, OPT_SIGPIPE, OPT_CONFIG, OPT_FAULT, OPT_DRAIN, OPT_HELP };
     static const struct option longopts[] = {
         { "port", required_argument, NULL, OPT_PORT },
         { "bind", required_argument, NULL, OPT_BIND },
         { "model", required_argument, NULL, OPT_MODEL },
         { "reap", required_argument, NULL, OPT_REAP },
         { "leak-connfd", no_argument, NULL, OPT_LEAK },
+        { "sigpipe", required_argument, NULL, OPT_SIGPIPE },
+        { "config", required_argument, NULL, OPT_CONFIG },
+        { "fault", required_argument, NULL, OPT_FAULT },
+        { "drain-timeout", required_argument, NULL, OPT_DRAIN },
         { "events", required_argument, NULL, OPT_EVENTS },
         { "backlog", required_argument, NULL, OPT_BACKLOG },
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
+    static const char *const reaps[] = { "waitpid", "wait", "none", NULL };
+    static const char *const sigpipes[] = { "default", "ignore", "handler", NULL };
+    static const char *const models[] = { "fork", NULL };
+    const char *env = getenv("ECHOD_FAULTS");
     int c;
 
     *opt = (struct echod_options){
         .bind = NULL, .port = 9877, .backlog = 1024, .model = "fork",
-        .reap = REAP_WAITPID, .leak_connfd = false, .events = NULL,
+        .reap = REAP_WAITPID, .sigpipe = SIGPIPE_DEFAULT, .leak_connfd = false,
+        .events = NULL, .config_path = NULL, .drain_ms = 5000,
     };
+    opt->cli_faults = (struct fault_set){ .n = 0 };
+    if (env && *env)
+        add_faults(&opt->cli_faults, "ECHOD_FAULTS", env);
+
     opterr = 0; /* our own one-line messages */
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
@@ -81,22 +125,26 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
             opt->bind = optarg;
             break;
         case OPT_MODEL:
-            if (strcmp(optarg, "fork") != 0)
-                die_usage("unknown --model '%s' (this build has: fork)", optarg);
-            opt->model = optarg;
+            opt->model = models[choose("--model", optarg, models)];
             break;
         case OPT_REAP:
-            if (strcmp(optarg, "waitpid") == 0)
-                opt->reap = REAP_WAITPID;
-            else if (strcmp(optarg, "wait") == 0)
-                opt->reap = REAP_WAIT;
-            else if (strcmp(optarg, "none") == 0)
-                opt->reap = REAP_NONE;
-            else
-                die_usage("unknown --reap '%s' (choose waitpid, wait or none)", optarg);
+            opt->reap = (enum reap_strategy)choose("--reap", optarg, reaps);
+            break;
+        case OPT_SIGPIPE:
+            opt->sigpipe = (enum sigpipe_mode)choose("--sigpipe", optarg, sigpipes);
             break;
         case OPT_LEAK:
             opt->leak_connfd = true;
+            break;
+        case OPT_CONFIG:
+            opt->config_path = optarg;
+            break;
+        case OPT_FAULT:
+            add_faults(&opt->cli_faults, "--fault", optarg);
+            break;
+        case OPT_DRAIN:
+            opt->drain_ms = (long)parse_flag_number("--drain-timeout", optarg, 0,
+                                                    3600000);
             break;
         case OPT_EVENTS:
             opt->events = optarg;
@@ -117,35 +165,53 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
         die_usage("unexpected argument '%s'", argv[optind]);
 }
 
+#if FL_FAULT_HOOKS
+/* The seed for faults without seed= (the first seed= a rule gives, else
+ * time ^ pid), logged so that a random run can be replayed with seed=S.
+ * Logged as a string: a JSON number would lose 64-bit precision. */
+static uint64_t choose_fault_seed(struct fault_set *faults)
+{
+    struct timespec now;
+    struct event ev;
+    char text[24];
+    uint64_t seed;
+    int chosen;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    seed = (uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 20) ^ (uint64_t)getpid();
+    seed = fault_seed_default(faults, seed, &chosen);
+    snprintf(text, sizeof text, "%" PRIu64, seed);
+    event_begin(&ev, "fault_seed");
+    event_str(&ev, "seed", text);
+    event_int(&ev, "faults", faults->n);
+    event_emit(&ev);
+    return seed;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     struct echod_options opt;
     char err[FL_ERRLEN], where[ADDR_TEXT_MAX];
-    sigset_t blocked, wait_mask;
+    sigset_t wait_mask;
     struct event ev;
     int listenfd, flags;
 
     set_progname(argv[0]);
     parse_options(argc, argv, &opt);
 
+    opt.config = (struct echod_config){ .max_conns = 0, .faults = opt.cli_faults };
+    if (opt.config_path &&
+        config_load(opt.config_path, &opt.cli_faults, &opt.config, err, sizeof err) < 0)
+        die("%s", err);
     if (opt.events && event_log_open(opt.events, err, sizeof err) < 0)
         die("%s", err);
+#if FL_FAULT_HOOKS
+    opt.fault_seed = choose_fault_seed(&opt.config.faults);
+#endif
+    config_apply(&opt.config, opt.fault_seed);
 
-    /* SIGTERM/SIGINT/SIGHUP stay blocked except inside the accept loop's
-     * ppoll(), which unblocks them atomically (see model_fork.c). */
-    sigemptyset(&blocked);
-    sigaddset(&blocked, SIGTERM);
-    sigaddset(&blocked, SIGINT);
-    sigaddset(&blocked, SIGHUP);
-    Sigprocmask(SIG_BLOCK, &blocked, &wait_mask);
-    sigdelset(&wait_mask, SIGTERM);
-    sigdelset(&wait_mask, SIGINT);
-    sigdelset(&wait_mask, SIGHUP);
-    Sigaction(SIGTERM, request_termination, 0);
-    Sigaction(SIGINT, request_termination, 0);
-    /* SIGHUP reload arrives with --config; until then it is logged and
-     * otherwise ignored rather than killing the server. */
-    Sigaction(SIGHUP, log_signal, 0);
+    signals_install(opt.sigpipe, &wait_mask);
     reaper_install(opt.reap);
 
     listenfd = net_listen(opt.bind, opt.port, opt.backlog, err, sizeof err);
@@ -162,6 +228,7 @@ int main(int argc, char **argv)
     event_str(&ev, "model", opt.model);
     event_str(&ev, "reap", reap_strategy_name(opt.reap));
     event_int(&ev, "leak_connfd", opt.leak_connfd);
+    event_int(&ev, "max_conns", opt.config.max_conns);
     event_int(&ev, "fault_hooks", FL_FAULT_HOOKS);
     event_emit(&ev);
 

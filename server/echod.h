@@ -4,11 +4,29 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fault.h"
 
 enum reap_strategy {
     REAP_WAITPID, /* UNP server-v3, CS:APP echoserverp: waitpid(WNOHANG) loop */
     REAP_WAIT,    /* UNP server-v2: one wait() per SIGCHLD, loses signals */
     REAP_NONE,    /* UNP server-v1: no handler, children stay zombies */
+};
+
+enum sigpipe_mode {
+    SIGPIPE_DEFAULT, /* a write to a reset peer kills the writer (UNP 5.13) */
+    SIGPIPE_IGNORE,  /* the write fails with EPIPE */
+    SIGPIPE_HANDLER, /* a handler logs each SIGPIPE; the write fails with EPIPE */
+};
+
+/* What SIGHUP re-reads from --config: a reload replaces it whole, or not
+ * at all when the file is broken. */
+struct echod_config {
+    long max_conns;           /* 0 = unlimited */
+    struct fault_set faults;  /* from the file, after the command line's */
 };
 
 struct echod_options {
@@ -17,29 +35,51 @@ struct echod_options {
     int backlog;
     const char *model;
     enum reap_strategy reap;
+    enum sigpipe_mode sigpipe;
     bool leak_connfd;
     const char *events;
+    const char *config_path;
+    long drain_ms;              /* how long SIGTERM waits for sessions */
+    uint64_t fault_seed;        /* for rules without seed= */
+    struct fault_set cli_faults; /* ECHOD_FAULTS, then --fault flags */
+    struct echod_config config;  /* in force: command line + file */
 };
 
 /* Set by handlers, consumed by the accept loop. */
 extern volatile sig_atomic_t terminate_requested;
+extern volatile sig_atomic_t reload_requested;
 
-/* Install SIGCHLD handling for a strategy (reap.c). */
+/* signals.c */
+void log_signal(int signo);
+void signals_install(enum sigpipe_mode sigpipe, sigset_t *wait_mask);
+void signals_reset_in_child(void);
+
+/* reap.c: SIGCHLD strategies; the child table the reapers maintain. */
 void reaper_install(enum reap_strategy reap);
 const char *reap_strategy_name(enum reap_strategy reap);
-/* Reap every child that has already exited, whatever the strategy; used
- * at shutdown by strategies that reap at all. */
 void reap_exited_children(void);
+/* Live (unreaped) children, for the connection limit and SIGTERM. Call
+ * these with SIGCHLD blocked: the reapers remove entries from a handler. */
+int children_add(pid_t pid);
+size_t children_count(void);
+void children_signal_all(int signo);
 
-/* Log a received signal from a handler (async-signal-safe). */
-void log_signal(int signo);
+/* config.c: load --config into cfg (whole, or not at all). Returns 0, or -1
+ * with err "FILE:LINE: what is wrong". base_faults come first in cfg. */
+int config_load(const char *path, const struct fault_set *base_faults,
+                struct echod_config *cfg, char *err, size_t errlen);
+/* Put a config in force: seed its faults and activate them. */
+void config_apply(struct echod_config *cfg, uint64_t fault_seed);
 
-/* Serve one connection until EOF or error (session.c); returns the exit
- * status for the process or thread that served it. */
-int echo_session(int connfd, long conn);
+/* session.c: serve one connection until EOF, error, fault or termination;
+ * returns the exit status for the process or thread that served it, and
+ * says whether a fault already closed connfd. */
+int echo_session(int connfd, long conn, bool *connfd_closed);
+/* Carry out a fault the hook handed back on fd; returns true when the
+ * session must end. */
+bool session_apply_fault(struct fault_hit hit, int fd, bool *fd_closed);
 
 /* The accept/dispatch loops, one per file. Each returns the exit status. */
-int serve_fork(int listenfd, const struct echod_options *opt,
-               const sigset_t *wait_mask);
+int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mask);
 
 #endif

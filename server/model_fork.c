@@ -4,10 +4,10 @@
  * file holds only the accept/dispatch loop; SIGCHLD strategies are in
  * reap.c, the session in session.c.
  *
- * The parent waits in ppoll() with SIGTERM and SIGHUP unblocked only there,
- * so a termination request can never slip in between the flag check and
- * the wait. SIGCHLD is never blocked: reaping must interrupt the wait, as
- * it interrupts accept() in UNP, and EINTR simply loops.
+ * The parent waits in ppoll() with SIGTERM, SIGINT and SIGHUP unblocked
+ * only there (signals.c). SIGCHLD is never blocked except around the child
+ * table: reaping must interrupt the wait, as it interrupts accept() in UNP,
+ * and EINTR simply loops.
  */
 #include <errno.h>
 #include <poll.h>
@@ -20,7 +20,9 @@
 
 #include "die.h"
 #include "echod.h"
+#include "errfmt.h"
 #include "eventlog.h"
+#include "fault.h"
 #include "net.h"
 
 static void log_accept(long conn, const struct sockaddr *peer, socklen_t len)
@@ -44,34 +46,38 @@ static void log_error(const char *name, const char *call, int errnum)
     event_emit(&ev);
 }
 
+static void log_conn(const char *name, long conn, const char *key, long long value)
+{
+    struct event ev;
+    event_begin(&ev, name);
+    event_int(&ev, "conn", conn);
+    if (key)
+        event_int(&ev, key, value);
+    event_emit(&ev);
+}
+
 /* The child: drop what belongs to the parent, serve, exit. */
 static void run_child(int listenfd, int connfd, long conn)
 {
-    struct event ev;
-    sigset_t none;
-    int status;
+    struct fault_ctx ctx = { .conn = conn, .bytes = 0, .fd = connfd };
+    struct fault_hit hit;
+    bool closed = false;
+    int status = 0;
 
     close(listenfd);
-    /* Handlers and the blocked mask are inherited; a child reaps nobody and
-     * dies of SIGTERM like any simple process. */
-    signal(SIGCHLD, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    signals_reset_in_child();
+    log_conn("child_start", conn, NULL, 0);
 
-    event_begin(&ev, "child_start");
-    event_int(&ev, "conn", conn);
-    event_emit(&ev);
+    hit = FAULT_HOOK(FP_CHILD_START, &ctx);
+    if (!session_apply_fault(hit, connfd, &closed))
+        status = echo_session(connfd, conn, &closed);
 
-    status = echo_session(connfd, conn);
-    close(connfd);
-
-    event_begin(&ev, "child_exit");
-    event_int(&ev, "conn", conn);
-    event_int(&ev, "status", status);
-    event_emit(&ev);
+    if (!closed) {
+        hit = FAULT_HOOK(FP_BEFORE_CLOSE, &ctx);
+        if (hit.action != FA_LEAK && !session_apply_fault(hit, connfd, &closed))
+            close(connfd);
+    }
+    log_conn("child_exit", conn, "status", status);
     /* _exit: stdio buffers were copied from the parent and are not ours. */
     _exit(status);
 }
@@ -84,8 +90,126 @@ static void accept_backoff(const sigset_t *wait_mask)
     ppoll(NULL, 0, &pause, wait_mask);
 }
 
-int serve_fork(int listenfd, const struct echod_options *opt,
-               const sigset_t *wait_mask)
+static void reload(struct echod_options *opt)
+{
+    char err[FL_ERRLEN];
+    struct echod_config fresh;
+    struct event ev;
+
+    reload_requested = 0;
+    if (opt->config_path == NULL) {
+        event_begin(&ev, "reload_failed");
+        event_str(&ev, "error", "no --config file to re-read");
+        event_emit(&ev);
+        return;
+    }
+    if (config_load(opt->config_path, &opt->cli_faults, &fresh, err, sizeof err) < 0) {
+        /* A broken file keeps the configuration in force. */
+        event_begin(&ev, "reload_failed");
+        event_str(&ev, "error", err);
+        event_emit(&ev);
+        return;
+    }
+    opt->config = fresh;
+    config_apply(&opt->config, opt->fault_seed);
+    event_begin(&ev, "reload");
+    event_int(&ev, "max_conns", opt->config.max_conns);
+    event_int(&ev, "faults", opt->config.faults.n);
+    event_emit(&ev);
+}
+
+/* Sessions at the limit: accept the connection (so the client is not left
+ * waiting in the backlog) and close it at once. */
+static bool over_limit(const struct echod_options *opt, long conn, int connfd)
+{
+    sigset_t chld, old;
+    size_t live;
+
+    if (opt->config.max_conns <= 0)
+        return false;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old);
+    live = children_count();
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if ((long)live < opt->config.max_conns)
+        return false;
+    log_conn("refused", conn, "live", (long long)live);
+    close(connfd);
+    return true;
+}
+
+static pid_t fork_child(int listenfd, int connfd, long conn)
+{
+    sigset_t chld, old;
+    pid_t pid;
+
+    /* Block SIGCHLD so a child that exits at once is in the table before
+     * its reaper looks for it there. */
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old);
+    pid = fork();
+    if (pid == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        run_child(listenfd, connfd, conn);
+    }
+    if (pid > 0 && children_add(pid) < 0)
+        log_error("child_table_error", "realloc", ENOMEM);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return pid;
+}
+
+/* SIGTERM: the listener is already closed. Ask the sessions to finish what
+ * they have read, give them drain_ms, then end the stragglers. */
+static void drain(const struct echod_options *opt, const sigset_t *wait_mask)
+{
+    struct timespec now, deadline, left;
+    sigset_t chld, old;
+    struct event ev;
+
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old);
+    children_signal_all(SIGTERM);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (opt->reap != REAP_WAITPID)
+        return; /* the faulty reapers cannot tell when their children are done */
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += opt->drain_ms / 1000;
+    deadline.tv_nsec += (opt->drain_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    for (;;) {
+        sigprocmask(SIG_BLOCK, &chld, &old);
+        size_t live = children_count();
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (live == 0)
+            return;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left.tv_sec = deadline.tv_sec - now.tv_sec;
+        left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
+        if (left.tv_nsec < 0) {
+            left.tv_sec--;
+            left.tv_nsec += 1000000000L;
+        }
+        if (left.tv_sec < 0)
+            break;
+        /* SIGCHLD (never blocked here) ends the wait early. */
+        ppoll(NULL, 0, &left, wait_mask);
+    }
+    event_begin(&ev, "drain_timeout");
+    event_int(&ev, "live", (long long)children_count());
+    event_emit(&ev);
+    sigprocmask(SIG_BLOCK, &chld, &old);
+    children_signal_all(SIGKILL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mask)
 {
     struct pollfd listener = { .fd = listenfd, .events = POLLIN };
     long conn = 0;
@@ -93,9 +217,14 @@ int serve_fork(int listenfd, const struct echod_options *opt,
     while (!terminate_requested) {
         struct sockaddr_storage peer;
         socklen_t peerlen = sizeof peer;
+        struct fault_ctx ctx;
+        struct fault_hit hit;
+        bool closed = false;
         int connfd;
         pid_t pid;
 
+        if (reload_requested)
+            reload(opt);
         if (ppoll(&listener, 1, NULL, wait_mask) < 0) {
             if (errno == EINTR)
                 continue;
@@ -119,25 +248,31 @@ int serve_fork(int listenfd, const struct echod_options *opt,
         }
         conn++;
         log_accept(conn, (struct sockaddr *)&peer, peerlen);
+        if (over_limit(opt, conn, connfd))
+            continue;
 
-        pid = fork();
-        if (pid == 0)
-            run_child(listenfd, connfd, conn);
+        ctx = (struct fault_ctx){ .conn = conn, .bytes = 0, .fd = connfd };
+        hit = FAULT_HOOK(FP_ACCEPT, &ctx);
+        if (hit.action == FA_FORK_FAIL) {
+            log_error("fork_error", "fork (injected)", EAGAIN);
+            close(connfd);
+            continue;
+        }
+        if (session_apply_fault(hit, connfd, &closed) || closed)
+            continue;
+
+        pid = fork_child(listenfd, connfd, conn);
         if (pid < 0) {
             log_error("fork_error", "fork", errno);
             close(connfd);
             continue;
         }
-        struct event ev;
-        event_begin(&ev, "fork");
-        event_int(&ev, "conn", conn);
-        event_int(&ev, "child", pid);
-        event_emit(&ev);
+        log_conn("fork", conn, "child", pid);
 
         /* The FreeBSD handbook's rule: the parent must close the accepted
          * socket, or the connection never closes and descriptors pile up.
-         * --leak-connfd breaks it on purpose. */
-        if (!opt->leak_connfd)
+         * --leak-connfd (or a leak fault at accept) breaks it on purpose. */
+        if (!opt->leak_connfd && hit.action != FA_LEAK)
             close(connfd);
     }
 
@@ -146,6 +281,7 @@ int serve_fork(int listenfd, const struct echod_options *opt,
     event_begin(&ev, "stop");
     event_int(&ev, "connections", conn);
     event_emit(&ev);
+    drain(opt, wait_mask);
     /* Reap what this strategy would reap; the faulty ones leave theirs. */
     if (opt->reap == REAP_WAITPID)
         reap_exited_children();

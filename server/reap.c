@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -18,30 +19,54 @@
 #include "echod.h"
 #include "eventlog.h"
 
-static const char *signal_name(int signo)
+/*
+ * The live children, for the connection limit and for SIGTERM. The main
+ * loop adds with SIGCHLD blocked (it may grow the array); the handlers only
+ * remove, in place, so they never meet a half-grown array.
+ */
+static pid_t *kids;
+static size_t nkids, kids_cap;
+
+int children_add(pid_t pid)
 {
-    switch (signo) {
-    case SIGCHLD: return "SIGCHLD";
-    case SIGTERM: return "SIGTERM";
-    case SIGINT:  return "SIGINT";
-    case SIGHUP:  return "SIGHUP";
-    case SIGPIPE: return "SIGPIPE";
-    default:      return "other";
+    if (nkids == kids_cap) {
+        size_t cap = kids_cap ? kids_cap * 2 : 64;
+        pid_t *grown = realloc(kids, cap * sizeof *grown);
+        if (grown == NULL)
+            return -1;
+        kids = grown;
+        kids_cap = cap;
+    }
+    kids[nkids++] = pid;
+    return 0;
+}
+
+static void children_remove(pid_t pid)
+{
+    for (size_t i = 0; i < nkids; i++) {
+        if (kids[i] == pid) {
+            kids[i] = kids[--nkids];
+            return;
+        }
     }
 }
 
-void log_signal(int signo)
+size_t children_count(void)
 {
-    struct event ev;
-    event_begin(&ev, "signal");
-    event_int(&ev, "signo", signo);
-    event_str(&ev, "name", signal_name(signo));
-    event_emit(&ev);
+    return nkids;
 }
 
-static void log_reaped(pid_t pid, int status)
+void children_signal_all(int signo)
+{
+    for (size_t i = 0; i < nkids; i++)
+        kill(kids[i], signo);
+}
+
+static void note_reaped(pid_t pid, int status)
 {
     struct event ev;
+
+    children_remove(pid);
     event_begin(&ev, "reaped");
     event_int(&ev, "child", pid);
     if (WIFEXITED(status))
@@ -62,7 +87,7 @@ static void reap_one_per_signal(int signo)
     log_signal(signo);
     pid = wait(&status);
     if (pid > 0)
-        log_reaped(pid, status);
+        note_reaped(pid, status);
     errno = saved;
 }
 
@@ -83,7 +108,7 @@ void reap_exited_children(void)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        log_reaped(pid, status);
+        note_reaped(pid, status);
 }
 
 void reaper_install(enum reap_strategy reap)
