@@ -53,8 +53,8 @@ def info(pid):
                 if line.startswith("NSpid:"):
                     nspid = int(line.split()[-1])
                     break
-    except FileNotFoundError:
-        pass
+    except (FileNotFoundError, ProcessLookupError):
+        return None  # it went away between the two reads
     return ProcInfo(pid=pid, ppid=int(fields[1]), state=fields[0], comm=comm,
                     nspid=nspid, flags=int(fields[6]))
 
@@ -149,3 +149,42 @@ def current_syscall(pid):
     except (FileNotFoundError, IndexError):
         return None
     return int(first) if first.lstrip("-").isdigit() else None
+
+
+# --- appended for harness.faults: processes by network namespace and socket
+
+def netns_inode(pid):
+    """Inode of pid's network namespace, or None when pid is gone."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def pids_in_netns(inode):
+    """Every process (thread-group leader) whose network namespace has this
+    inode: the processes of one host, whatever their parentage."""
+    return [p for p in _all_pids() if netns_inode(p) == inode]
+
+
+def socket_holders(inode, pids):
+    """The pids among pids that hold a descriptor to socket `inode`.
+    A process that exits while we look simply does not hold it."""
+    holders = []
+    for pid in pids:
+        try:
+            if inode in socket_inodes(pid):
+                holders.append(pid)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass
+    return holders
+
+
+def ancestors(pid, limit=64):
+    """pid's parent, grandparent, ... up to the machine's init (bounded)."""
+    chain = []
+    i = info(pid)
+    while i is not None and i.ppid > 0 and len(chain) < limit:
+        chain.append(i.ppid)
+        i = info(i.ppid)
+    return chain

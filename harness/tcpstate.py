@@ -76,3 +76,45 @@ def table(host_pid, port=None):
     if not rows:
         return HEADER + "\n    (no TCP sockets)"
     return "\n".join([HEADER] + [s.row() for s in rows])
+
+
+# --- appended for harness.faults: one connection by its two ends
+
+def plain_addr(addr):
+    """(address, port) with an IPv4-mapped IPv6 address (::ffff:a.b.c.d,
+    as a socket on a dual-stack listener shows its IPv4 peers) written as
+    IPv4, so that either spelling finds the same socket."""
+    host, port = addr
+    if host.lower().startswith("::ffff:") and "." in host:
+        host = host[7:]
+    return host, int(port)
+
+
+def find(host_pid, local=None, remote=None, with_inode=False):
+    """The TCP sockets of a host whose local and/or remote end match;
+    with_inode: only those a process holds (not TIME_WAIT, not a connection
+    still waiting in an accept queue)."""
+    want_local = plain_addr(local) if local else None
+    want_remote = plain_addr(remote) if remote else None
+    return [s for s in sockets(host_pid)
+            if (want_local is None or plain_addr(s.local) == want_local)
+            and (want_remote is None or plain_addr(s.remote) == want_remote)
+            and (not with_inode or s.inode)]
+
+
+def counters(host_pid):
+    """The host's TCP counters from /proc/PID/net/snmp and netstat, as
+    {"Tcp": {"RetransSegs": n, ...}, "TcpExt": {...}, ...}: how many
+    segments the stack retransmitted, resets it sent, and so on."""
+    found = {}
+    for name in ("snmp", "netstat"):
+        try:
+            with open(f"/proc/{host_pid}/net/{name}") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            continue
+        for head, values in zip(lines[::2], lines[1::2]):
+            group, _, keys = head.partition(":")
+            numbers = values.partition(":")[2].split()
+            found[group] = {k: int(v) for k, v in zip(keys.split(), numbers)}
+    return found

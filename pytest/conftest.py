@@ -4,6 +4,7 @@ import pytest
 
 from harness import artifacts
 from harness.host import Host, HostUnavailable
+from harness.topology import TwoHosts
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -42,3 +43,14 @@ def host(artifact_dir):
         pytest.skip(str(e))
     with h:
         yield h
+
+
+@pytest.fixture
+def net(artifact_dir):
+    """Two hosts, client and server, joined by a veth pair in 198.18.0.0/24."""
+    try:
+        two = TwoHosts(artifact_dir).start()
+    except HostUnavailable as e:
+        pytest.skip(str(e))
+    with two:
+        yield two
