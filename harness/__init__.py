@@ -10,5 +10,10 @@ One module per concern:
   capture    tcpdump on a host, and reading the pcap (scapy)
   artifacts  per-test artifact folders, kept on failure
   echod      the reference server as a context manager, and its event log
+  faults     faults from outside any server: kill/stop the process serving a
+             connection, ss -K, forged RST, strace --inject
+  link       nftables rules and tbf rate caps on a host's interfaces
+  topology   two hosts joined by a veth pair
   experiments the seed experiments, shared by the demo and the tests
+  demo       ./faultline demo
 """

@@ -28,16 +28,50 @@ def packets(seen):
     return f"{handshakes} opened, {closes} closed"
 
 
+# (label, source, experiment, arguments): one demo line each.
+EXPERIMENTS = [
+    ("premature", "UNP 5.12", experiments.premature_termination, ("block", "outside")),
+    ("premature", "UNP 6.4", experiments.premature_termination, ("select", "outside")),
+    ("sigpipe", "UNP 5.13", experiments.sigpipe_client, ("default",)),
+    ("rst", "SO_LINGER 0", experiments.server_rst, ()),
+    ("delay", "fork model", experiments.delayed_reads, ()),
+    ("close_wait", "FreeBSD 7.7", experiments.close_wait, (True,)),
+    ("reload", "FreeBSD 7.7", experiments.sighup_reload, ()),
+    ("shutdown", "SIGTERM", experiments.sigterm_drain, ()),
+    ("eintr", "UNP 5.9", experiments.eintr_survival, ()),
+]
+
+
+def run_experiments(root):
+    """Each seed experiment on its own host; one line each."""
+    print("\nthe other seed experiments (one host each):\n")
+    failed = []
+    for i, (label, source, run, args) in enumerate(EXPERIMENTS):
+        workdir = root / f"{i + 1:02d}-{label}"
+        with Host(label, workdir) as host:
+            seen = run(host, *args)
+        mark = "ok  " if seen.holds else "FAIL"
+        print(f"  {mark} {label:<11}{source:<13}{seen.verdict}")
+        print(f"  {'':<29}{workdir}/")
+        if not seen.holds:
+            failed.append(seen)
+    for seen in failed:
+        print(f"\n{seen.name}: the phenomenon did not show as expected\n{seen.evidence}",
+              file=sys.stderr)
+    return failed
+
+
 def main(argv):
     build.ensure_built()
     root = artifacts.fresh_dir("demo")
+    (root / "reapers").mkdir()
     print("faultline demo: one client opens 5 connections and exits (UNP client-v2);")
     print("the server is stopped while its 5 children exit, so their SIGCHLDs merge")
     print("into one pending signal, then continued. What each reaper leaves:\n")
     rows, surprises = [], []
     for reap in ("none", "wait", "waitpid"):
         try:
-            with Host(f"demo-{reap}", root / reap) as host:
+            with Host(f"demo-{reap}", root / "reapers" / reap) as host:
                 seen = experiments.close_together(host, reap, deterministic=True)
         except HostUnavailable as e:
             print(f"faultline demo: {e}", file=sys.stderr)
@@ -58,4 +92,5 @@ def main(argv):
         print(f"\nunexpected outcome for --reap {seen.reap} "
               f"(expected {EXPECTED_ZOMBIES[seen.reap]} zombies):\n{seen.evidence()}",
               file=sys.stderr)
-    return 1 if surprises else 0
+    failed = run_experiments(root / "experiments")
+    return 1 if surprises or failed else 0

@@ -41,12 +41,23 @@ def read_events(path):
 
 
 class Echod:
-    def __init__(self, host, reap="waitpid", port=9877, args=(), name="echod"):
+    def __init__(self, host, reap="waitpid", port=9877, args=(), faults=(),
+                 config=None, env=None, name="echod"):
         self.host = host
         self.reap = reap
         self.port = port
         self.args = list(args)
+        for spec in faults:
+            self.args += ["--fault", spec]
+        self.config_path = None
+        if config is not None:
+            self.config_path = host.workdir / f"{name}.conf"
+            self.config_path.write_text(config)
+            self.args += ["--config", self.config_path]
+        self.env = env
         self.name = name
+        # SIGTERM waits this long for open sessions; terminate() waits longer.
+        self.drain_ms = 1000
         self.events_path = host.workdir / f"{name}.events.jsonl"
         self.proc = None
         self.addr = None
@@ -57,9 +68,12 @@ class Echod:
         return self.proc.pid
 
     def start(self, timeout=5.0):
+        # A server's log starts empty, even when a same-named one ran before.
+        self.events_path.unlink(missing_ok=True)
         argv = [paths.binary("echod"), "--port", self.port, "--reap", self.reap,
-                "--events", self.events_path, *self.args]
-        self.proc = self.host.spawn(argv, name=self.name)
+                "--drain-timeout", self.drain_ms, "--events", self.events_path,
+                *self.args]
+        self.proc = self.host.spawn(argv, name=self.name, env=self.env)
         self.proc.wait_for_output("listening on", timeout)
         match = READY.search(self.proc.stdout())
         self.addr = (match.group(1), int(match.group(2)))
@@ -86,13 +100,13 @@ class Echod:
                 f"{self.proc.returncode}; stderr:\n{self.proc.stderr()}"
                 f"\nevent log: {self.events_path}")
 
-    def terminate(self, check=True, timeout=5.0):
+    def terminate(self, check=True, timeout=None):
         if not self.proc.alive():
             return self.proc.returncode
         if procs.state(self.pid) == "T":
             self.proc.cont()
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout)
+        code = self.proc.wait(timeout or self.drain_ms / 1000 + 5.0)
         if check and code != 0:
             raise ServerCrashed(f"{self.name} exited {code} after SIGTERM; "
                                 f"stderr:\n{self.proc.stderr()}")
@@ -118,6 +132,49 @@ class Echod:
 
     def ps(self):
         return procs.tree(self.pid)
+
+    def nspid_map(self):
+        """{pid inside the host: ProcInfo} for the server and its children:
+        the event log names processes by their pid inside the host."""
+        rows = [procs.info(self.pid)] + self.children()
+        return {r.nspid: r for r in rows if r is not None}
+
+    def fork_event(self, conn, timeout=5.0):
+        """The fork event of connection number conn (1-based); its "child"
+        is the child's pid inside the host."""
+        return wait_until(
+            lambda: next((e for e in self.events("fork") if e["conn"] == conn), None),
+            timeout, f"the fork of connection {conn}", seen=self.ps)
+
+    def child_of_conn(self, conn, timeout=5.0):
+        """The live child serving connection conn, as a ProcInfo with its
+        global pid."""
+        child = self.fork_event(conn, timeout)["child"]
+        return wait_until(lambda: self.nspid_map().get(child), timeout,
+                          f"child {child} (connection {conn}) in the process table",
+                          seen=self.ps)
+
+    def reaped_event(self, conn, timeout=5.0):
+        """The parent's reaped event for connection conn's child:
+        {"exit": N} or {"signal": N} among its fields."""
+        child = self.fork_event(conn, timeout)["child"]
+        return wait_until(
+            lambda: next((e for e in self.events("reaped") if e["child"] == child), None),
+            timeout, f"the parent to reap child {child} (connection {conn})",
+            seen=lambda: f"{self.ps()}\n{self.events()[-6:]}")
+
+    def reload(self, config_text, timeout=5.0):
+        """Rewrite the --config file, SIGHUP, and wait for the reload or
+        reload_failed event it causes; returns that event."""
+        before = len(self.events("reload")) + len(self.events("reload_failed"))
+        self.config_path.write_text(config_text)
+        self.proc.send_signal(signal.SIGHUP)
+
+        def answered():
+            evs = [e for e in self.events() if e["event"] in ("reload", "reload_failed")]
+            return evs[before] if len(evs) > before else None
+        return wait_until(answered, timeout, f"{self.name} to answer SIGHUP",
+                          seen=lambda: self.events()[-5:])
 
     def stop(self):
         self.proc.stop()
