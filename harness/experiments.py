@@ -298,7 +298,8 @@ def sighup_reload(host):
     return Outcome("reload", holds,
                    f"open session {'kept' if still_open else 'LOST'}, new one "
                    f"{'refused' if refused else 'ACCEPTED'} at max_conns=1; broken "
-                   f"file: {broken.get('error', broken)}",
+                   f"file {'kept it' if kept else 'CHANGED it'} "
+                   f"({Path(broken.get('error', '?')).name})",
                    artifacts=[server.events_path],
                    facts={"applied": applied, "broken": broken, "still_open": still_open,
                           "refused": refused, "kept": kept})
