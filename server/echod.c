@@ -29,8 +29,11 @@ static const char usage_text[] =
     "usage: echod [options]\n"
     "  --port N              TCP port (default 9877; 0 = ephemeral)\n"
     "  --bind ADDR           local address (default: all IPv4 addresses)\n"
-    "  --model fork          concurrency model (default fork)\n"
-    "  --reap waitpid|wait|none\n"
+    "  --model fork|thread|prefork|poll|epoll\n"
+    "                        process per connection (default), thread per\n"
+    "                        connection, pre-forked pool, poll() or epoll loop\n"
+    "  --workers N           prefork: processes in the pool (default 4)\n"
+    "  --reap waitpid|wait|none   (fork, prefork)\n"
     "                        SIGCHLD strategy: waitpid loop (UNP server-v3),\n"
     "                        one wait() per signal (server-v2, loses signals),\n"
     "                        none (server-v1, zombies)   (default waitpid)\n"
@@ -82,7 +85,8 @@ static void add_faults(struct fault_set *set, const char *where, const char *spe
 static void parse_options(int argc, char **argv, struct echod_options *opt)
 {
     enum { OPT_PORT = 256, OPT_BIND, OPT_MODEL, OPT_REAP, OPT_LEAK, OPT_EVENTS,
-           OPT_BACKLOG, OPT_SIGPIPE, OPT_CONFIG, OPT_FAULT, OPT_DRAIN, OPT_HELP };
+           OPT_BACKLOG, OPT_SIGPIPE, OPT_CONFIG, OPT_FAULT, OPT_DRAIN, OPT_WORKERS,
+           OPT_HELP };
     static const struct option longopts[] = {
         { "port", required_argument, NULL, OPT_PORT },
         { "bind", required_argument, NULL, OPT_BIND },
@@ -93,6 +97,7 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
         { "config", required_argument, NULL, OPT_CONFIG },
         { "fault", required_argument, NULL, OPT_FAULT },
         { "drain-timeout", required_argument, NULL, OPT_DRAIN },
+        { "workers", required_argument, NULL, OPT_WORKERS },
         { "events", required_argument, NULL, OPT_EVENTS },
         { "backlog", required_argument, NULL, OPT_BACKLOG },
         { "help", no_argument, NULL, OPT_HELP },
@@ -100,14 +105,15 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
     };
     static const char *const reaps[] = { "waitpid", "wait", "none", NULL };
     static const char *const sigpipes[] = { "default", "ignore", "handler", NULL };
-    static const char *const models[] = { "fork", NULL };
+    static const char *const models[] = { "fork", "thread", "prefork", "poll",
+                                          "epoll", NULL };
     const char *env = getenv("ECHOD_FAULTS");
     int c;
 
     *opt = (struct echod_options){
         .bind = NULL, .port = 9877, .backlog = 1024, .model = "fork",
         .reap = REAP_WAITPID, .sigpipe = SIGPIPE_DEFAULT, .leak_connfd = false,
-        .events = NULL, .config_path = NULL, .drain_ms = 5000,
+        .events = NULL, .config_path = NULL, .drain_ms = 5000, .workers = 4,
     };
     opt->cli_faults = (struct fault_set){ .n = 0 };
     if (env && *env)
@@ -145,6 +151,9 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
         case OPT_DRAIN:
             opt->drain_ms = (long)parse_flag_number("--drain-timeout", optarg, 0,
                                                     3600000);
+            break;
+        case OPT_WORKERS:
+            opt->workers = (int)parse_flag_number("--workers", optarg, 1, 1024);
             break;
         case OPT_EVENTS:
             opt->events = optarg;
@@ -237,5 +246,13 @@ int main(int argc, char **argv)
     if (fflush(stdout) == EOF)
         die_errno("fflush", "stdout");
 
+    if (strcmp(opt.model, "thread") == 0)
+        return serve_thread(listenfd, &opt, &wait_mask);
+    if (strcmp(opt.model, "prefork") == 0)
+        return serve_prefork(listenfd, &opt, &wait_mask);
+    if (strcmp(opt.model, "poll") == 0)
+        return serve_poll(listenfd, &opt, &wait_mask);
+    if (strcmp(opt.model, "epoll") == 0)
+        return serve_epoll(listenfd, &opt, &wait_mask);
     return serve_fork(listenfd, &opt, &wait_mask);
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "fault.h"
@@ -40,6 +41,7 @@ struct echod_options {
     const char *events;
     const char *config_path;
     long drain_ms;              /* how long SIGTERM waits for sessions */
+    int workers;                /* prefork: size of the pool */
     uint64_t fault_seed;        /* for rules without seed= */
     struct fault_set cli_faults; /* ECHOD_FAULTS, then --fault flags */
     struct echod_config config;  /* in force: command line + file */
@@ -79,7 +81,28 @@ int echo_session(int connfd, long conn, bool *connfd_closed);
  * session must end. */
 bool session_apply_fault(struct fault_hit hit, int fd, bool *fd_closed);
 
+/* dispatch.c: what the models' loops share. */
+void log_accept(long conn, const struct sockaddr *peer, socklen_t len);
+void log_error(const char *event, const char *call, int errnum);
+void log_conn(const char *event, long conn, const char *key, long long value);
+/* accept4() on the non-blocking listener with the shared error policy:
+ * returns the connection (close-on-exec) numbered ++*conn and logged, or -1
+ * when there is nothing to serve this time (the caller waits again). */
+int accept_connection(int listenfd, long *conn, const sigset_t *wait_mask);
+/* At the max_conns limit (counting live children): log "refused", close
+ * connfd, return true. Fork and prefork count processes; other models
+ * pass their own live count through over_limit_count(). */
+bool over_limit(const struct echod_options *opt, long conn, int connfd);
+bool over_limit_count(const struct echod_options *opt, long conn, int connfd,
+                      size_t live);
+/* SIGHUP: re-read --config whole, or log reload_failed and keep it. */
+void reload_config(struct echod_options *opt);
+
 /* The accept/dispatch loops, one per file. Each returns the exit status. */
 int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mask);
+int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_mask);
+int serve_prefork(int listenfd, struct echod_options *opt, const sigset_t *wait_mask);
+int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mask);
+int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_mask);
 
 #endif

@@ -25,37 +25,6 @@
 #include "fault.h"
 #include "net.h"
 
-static void log_accept(long conn, const struct sockaddr *peer, socklen_t len)
-{
-    char text[ADDR_TEXT_MAX];
-    struct event ev;
-
-    addr_format(peer, len, text, sizeof text);
-    event_begin(&ev, "accept");
-    event_int(&ev, "conn", conn);
-    event_str(&ev, "peer", text);
-    event_emit(&ev);
-}
-
-static void log_error(const char *name, const char *call, int errnum)
-{
-    struct event ev;
-    event_begin(&ev, name);
-    event_str(&ev, "call", call);
-    event_str(&ev, "error", strerror(errnum));
-    event_emit(&ev);
-}
-
-static void log_conn(const char *name, long conn, const char *key, long long value)
-{
-    struct event ev;
-    event_begin(&ev, name);
-    event_int(&ev, "conn", conn);
-    if (key)
-        event_int(&ev, key, value);
-    event_emit(&ev);
-}
-
 /* The child: drop what belongs to the parent, serve, exit. */
 static void run_child(int listenfd, int connfd, long conn)
 {
@@ -80,63 +49,6 @@ static void run_child(int listenfd, int connfd, long conn)
     log_conn("child_exit", conn, "status", status);
     /* _exit: stdio buffers were copied from the parent and are not ours. */
     _exit(status);
-}
-
-/* Out of descriptors or memory: wait a little instead of spinning on a
- * listener that stays readable. Terminating signals still cut it short. */
-static void accept_backoff(const sigset_t *wait_mask)
-{
-    struct timespec pause = { 0, 100 * 1000 * 1000 };
-    ppoll(NULL, 0, &pause, wait_mask);
-}
-
-static void reload(struct echod_options *opt)
-{
-    char err[FL_ERRLEN];
-    struct echod_config fresh;
-    struct event ev;
-
-    reload_requested = 0;
-    if (opt->config_path == NULL) {
-        event_begin(&ev, "reload_failed");
-        event_str(&ev, "error", "no --config file to re-read");
-        event_emit(&ev);
-        return;
-    }
-    if (config_load(opt->config_path, &opt->cli_faults, &fresh, err, sizeof err) < 0) {
-        /* A broken file keeps the configuration in force. */
-        event_begin(&ev, "reload_failed");
-        event_str(&ev, "error", err);
-        event_emit(&ev);
-        return;
-    }
-    opt->config = fresh;
-    config_apply(&opt->config, opt->fault_seed);
-    event_begin(&ev, "reload");
-    event_int(&ev, "max_conns", opt->config.max_conns);
-    event_int(&ev, "faults", opt->config.faults.n);
-    event_emit(&ev);
-}
-
-/* Sessions at the limit: accept the connection (so the client is not left
- * waiting in the backlog) and close it at once. */
-static bool over_limit(const struct echod_options *opt, long conn, int connfd)
-{
-    sigset_t chld, old;
-    size_t live;
-
-    if (opt->config.max_conns <= 0)
-        return false;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, &old);
-    live = children_count();
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    if ((long)live < opt->config.max_conns)
-        return false;
-    log_conn("refused", conn, "live", (long long)live);
-    close(connfd);
-    return true;
 }
 
 static pid_t fork_child(int listenfd, int connfd, long conn)
@@ -215,8 +127,6 @@ int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
     long conn = 0;
 
     while (!terminate_requested) {
-        struct sockaddr_storage peer;
-        socklen_t peerlen = sizeof peer;
         struct fault_ctx ctx;
         struct fault_hit hit;
         bool closed = false;
@@ -224,30 +134,15 @@ int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
         pid_t pid;
 
         if (reload_requested)
-            reload(opt);
+            reload_config(opt);
         if (ppoll(&listener, 1, NULL, wait_mask) < 0) {
             if (errno == EINTR)
                 continue;
             die_errno("ppoll", "listening socket");
         }
-        connfd = accept(listenfd, (struct sockaddr *)&peer, &peerlen);
-        if (connfd < 0) {
-            /* The listener is non-blocking: EAGAIN when another wake-up took
-             * the connection; ECONNABORTED/EPROTO when the client reset it
-             * before we got here (UNP 5.11); EINTR from SIGCHLD. */
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
-                errno == ECONNABORTED || errno == EPROTO)
-                continue;
-            log_error("accept_error", "accept", errno);
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                errno == ENOMEM) {
-                accept_backoff(wait_mask);
-                continue;
-            }
-            die_errno("accept", "listening socket");
-        }
-        conn++;
-        log_accept(conn, (struct sockaddr *)&peer, peerlen);
+        connfd = accept_connection(listenfd, &conn, wait_mask);
+        if (connfd < 0)
+            continue;
         if (over_limit(opt, conn, connfd))
             continue;
 

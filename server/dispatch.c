@@ -1,0 +1,139 @@
+/*
+ * What every concurrency model's dispatch loop shares: taking a connection
+ * off the listener with one error policy, the connection limit, SIGHUP
+ * reload, and the events they log. The model files hold only their loops.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "die.h"
+#include "echod.h"
+#include "errfmt.h"
+#include "eventlog.h"
+#include "net.h"
+
+void log_accept(long conn, const struct sockaddr *peer, socklen_t len)
+{
+    char text[ADDR_TEXT_MAX];
+    struct event ev;
+
+    addr_format(peer, len, text, sizeof text);
+    event_begin(&ev, "accept");
+    event_int(&ev, "conn", conn);
+    event_str(&ev, "peer", text);
+    event_emit(&ev);
+}
+
+void log_error(const char *name, const char *call, int errnum)
+{
+    struct event ev;
+    event_begin(&ev, name);
+    event_str(&ev, "call", call);
+    event_str(&ev, "error", strerror(errnum));
+    event_emit(&ev);
+}
+
+void log_conn(const char *name, long conn, const char *key, long long value)
+{
+    struct event ev;
+    event_begin(&ev, name);
+    event_int(&ev, "conn", conn);
+    if (key)
+        event_int(&ev, key, value);
+    event_emit(&ev);
+}
+
+/* Out of descriptors or memory: wait a little instead of spinning on a
+ * listener that stays readable. Terminating signals still cut it short. */
+static void accept_backoff(const sigset_t *wait_mask)
+{
+    struct timespec pause = { 0, 100 * 1000 * 1000 };
+    ppoll(NULL, 0, &pause, wait_mask);
+}
+
+void reload_config(struct echod_options *opt)
+{
+    char err[FL_ERRLEN];
+    struct echod_config fresh;
+    struct event ev;
+
+    reload_requested = 0;
+    if (opt->config_path == NULL) {
+        event_begin(&ev, "reload_failed");
+        event_str(&ev, "error", "no --config file to re-read");
+        event_emit(&ev);
+        return;
+    }
+    if (config_load(opt->config_path, &opt->cli_faults, &fresh, err, sizeof err) < 0) {
+        /* A broken file keeps the configuration in force. */
+        event_begin(&ev, "reload_failed");
+        event_str(&ev, "error", err);
+        event_emit(&ev);
+        return;
+    }
+    opt->config = fresh;
+    config_apply(&opt->config, opt->fault_seed);
+    event_begin(&ev, "reload");
+    event_int(&ev, "max_conns", opt->config.max_conns);
+    event_int(&ev, "faults", opt->config.faults.n);
+    event_emit(&ev);
+}
+
+/* Sessions at the limit: accept the connection (so the client is not left
+ * waiting in the backlog) and close it at once. */
+bool over_limit_count(const struct echod_options *opt, long conn, int connfd,
+                      size_t live)
+{
+    if (opt->config.max_conns <= 0 || (long)live < opt->config.max_conns)
+        return false;
+    log_conn("refused", conn, "live", (long long)live);
+    close(connfd);
+    return true;
+}
+
+bool over_limit(const struct echod_options *opt, long conn, int connfd)
+{
+    sigset_t chld, old;
+    size_t live;
+
+    if (opt->config.max_conns <= 0)
+        return false;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old);
+    live = children_count();
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return over_limit_count(opt, conn, connfd, live);
+}
+
+int accept_connection(int listenfd, long *conn, const sigset_t *wait_mask)
+{
+    struct sockaddr_storage peer;
+    socklen_t peerlen = sizeof peer;
+    int connfd = accept4(listenfd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC);
+
+    if (connfd < 0) {
+        /* The listener is non-blocking: EAGAIN when another wake-up (or
+         * another worker) took the connection; ECONNABORTED/EPROTO when the
+         * client reset it before we got here (UNP 5.11); EINTR from a
+         * signal. None of them concerns the server. */
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+            errno == ECONNABORTED || errno == EPROTO)
+            return -1;
+        log_error("accept_error", "accept", errno);
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            accept_backoff(wait_mask);
+            return -1;
+        }
+        die_errno("accept", "listening socket");
+    }
+    ++*conn;
+    log_accept(*conn, (struct sockaddr *)&peer, peerlen);
+    return connfd;
+}

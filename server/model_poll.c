@@ -1,0 +1,11 @@
+/* PLACEHOLDER while the poll model is being written: refuses to run. */
+#include "die.h"
+#include "echod.h"
+
+int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mask)
+{
+    (void)listenfd;
+    (void)opt;
+    (void)wait_mask;
+    die("--model poll: not built yet");
+}
