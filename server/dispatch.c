@@ -16,6 +16,7 @@
 #include "echod.h"
 #include "errfmt.h"
 #include "eventlog.h"
+#include "fault.h"
 #include "net.h"
 
 void log_accept(long conn, const struct sockaddr *peer, socklen_t len)
@@ -57,7 +58,7 @@ static void accept_backoff(const sigset_t *wait_mask)
     ppoll(NULL, 0, &pause, wait_mask);
 }
 
-void reload_config(struct echod_options *opt)
+bool reload_config(struct echod_options *opt)
 {
     char err[FL_ERRLEN];
     struct echod_config fresh;
@@ -68,17 +69,24 @@ void reload_config(struct echod_options *opt)
         event_begin(&ev, "reload_failed");
         event_str(&ev, "error", "no --config file to re-read");
         event_emit(&ev);
-        return;
+        return false;
     }
     if (config_load(opt->config_path, &opt->cli_faults, &fresh, err, sizeof err) < 0) {
         /* A broken file keeps the configuration in force. */
         event_begin(&ev, "reload_failed");
         event_str(&ev, "error", err);
         event_emit(&ev);
-        return;
+        return false;
     }
     opt->config = fresh;
     config_apply(&opt->config, opt->fault_seed);
+    return true;
+}
+
+void log_reload(const struct echod_options *opt)
+{
+    struct event ev;
+
     event_begin(&ev, "reload");
     event_int(&ev, "max_conns", opt->config.max_conns);
     event_int(&ev, "faults", opt->config.faults.n);
@@ -136,4 +144,65 @@ int accept_connection(int listenfd, long *conn, const sigset_t *wait_mask)
     ++*conn;
     log_accept(*conn, (struct sockaddr *)&peer, peerlen);
     return connfd;
+}
+
+int next_connection(int listenfd, struct echod_options *opt, long *conn,
+                    const sigset_t *wait_mask)
+{
+    struct pollfd listener = { .fd = listenfd, .events = POLLIN };
+
+    if (reload_requested && reload_config(opt))
+        log_reload(opt);
+    if (ppoll(&listener, 1, NULL, wait_mask) < 0) {
+        if (errno == EINTR)
+            return -1;
+        die_errno("ppoll", "listening socket");
+    }
+    return accept_connection(listenfd, conn, wait_mask);
+}
+
+struct timespec deadline_after(long ms)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+bool time_left(const struct timespec *deadline, struct timespec *left)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    left->tv_sec = deadline->tv_sec - now.tv_sec;
+    left->tv_nsec = deadline->tv_nsec - now.tv_nsec;
+    if (left->tv_nsec < 0) {
+        left->tv_sec--;
+        left->tv_nsec += 1000000000L;
+    }
+    return left->tv_sec >= 0;
+}
+
+bool accept_hook(long conn, int connfd, const char *fail_event,
+                 const char *fail_call, bool *leak)
+{
+    struct fault_ctx ctx = { .conn = conn, .bytes = 0, .fd = connfd };
+    struct fault_hit hit = FAULT_HOOK(FP_ACCEPT, &ctx);
+    bool closed = false;
+
+    *leak = hit.action == FA_LEAK;
+    if (hit.action == FA_FORK_FAIL) {
+        /* The visible effect is the same in every model: an error event
+         * and a connection closed unserved. */
+        log_error(fail_event, fail_call, EAGAIN);
+        close(connfd);
+        return false;
+    }
+    return !session_apply_fault(hit, connfd, &closed) && !closed;
 }

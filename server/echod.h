@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -65,6 +66,15 @@ void reap_exited_children(void);
 int children_add(pid_t pid);
 size_t children_count(void);
 void children_signal_all(int signo);
+/* prefork: with tracking on, the reapers also note each child they reap
+ * (pid, wait status) in a list the master takes with SIGCHLD blocked, to
+ * log and replace dead workers. Off by default (fork, thread). */
+struct reaped_child {
+    pid_t pid;
+    int status;
+};
+void reaped_track(void);
+size_t reaped_take(struct reaped_child *out, size_t max);
 
 /* config.c: load --config into cfg (whole, or not at all). Returns 0, or -1
  * with err "FILE:LINE: what is wrong". base_faults come first in cfg. */
@@ -77,6 +87,11 @@ void config_apply(struct echod_config *cfg, uint64_t fault_seed);
  * returns the exit status for the process or thread that served it, and
  * says whether a fault already closed connfd. */
 int echo_session(int connfd, long conn, bool *connfd_closed);
+/* A process-wide "stop" descriptor for sessions that are threads (the
+ * thread model): when it becomes readable, every session drains as a forked
+ * one does on SIGTERM. -1 (the default) where SIGTERM does that. Set it
+ * before the first session starts. */
+extern int session_stop_fd;
 /* Carry out a fault the hook handed back on fd; returns true when the
  * session must end. */
 bool session_apply_fault(struct fault_hit hit, int fd, bool *fd_closed);
@@ -95,8 +110,26 @@ int accept_connection(int listenfd, long *conn, const sigset_t *wait_mask);
 bool over_limit(const struct echod_options *opt, long conn, int connfd);
 bool over_limit_count(const struct echod_options *opt, long conn, int connfd,
                       size_t live);
-/* SIGHUP: re-read --config whole, or log reload_failed and keep it. */
-void reload_config(struct echod_options *opt);
+/* The accept fault point. Returns true when connfd is to be served (with
+ * *leak set by a leak fault: the server must not close it), false when a
+ * fault disposed of it: fork_fail (logged as fail_event/fail_call, EAGAIN,
+ * the connection closed unserved), rst or close. */
+bool accept_hook(long conn, int connfd, const char *fail_event,
+                 const char *fail_call, bool *leak);
+/* The top of a blocking model's accept loop: reload if SIGHUP asked,
+ * wait in ppoll() (the only place the loop's signals are unblocked), take
+ * one connection. Returns it, or -1 when there is none this time. */
+int next_connection(int listenfd, struct echod_options *opt, long *conn,
+                    const sigset_t *wait_mask);
+/* A CLOCK_MONOTONIC deadline ms from now; the time left until it (false
+ * once it has passed). For drains: ppoll() takes the time left. */
+struct timespec deadline_after(long ms);
+bool time_left(const struct timespec *deadline, struct timespec *left);
+/* SIGHUP: re-read --config whole and put it in force (true), or log
+ * reload_failed and keep the old one (false). The caller logs the reload
+ * with log_reload() once every part of the server follows the new file. */
+bool reload_config(struct echod_options *opt);
+void log_reload(const struct echod_options *opt);
 
 /* The accept/dispatch loops, one per file. Each returns the exit status. */
 int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mask);

@@ -1,11 +1,185 @@
-/* PLACEHOLDER while the epoll model is being written: refuses to run. */
+/*
+ * The epoll model: one process, one thread, every connection registered
+ * with one epoll instance. This file holds only the loop; what a
+ * connection does is in conn.c, the same state machine as the poll model.
+ *
+ * Level-triggered: a connection is registered for EPOLLIN while its buffer
+ * has room and EPOLLOUT while it holds bytes to echo (conn_interest()),
+ * and re-armed with EPOLL_CTL_MOD only when that changes. The soft
+ * RLIMIT_NOFILE is raised to the hard limit at start ("rlimit" event).
+ *
+ * Signals: SIGTERM, SIGINT and SIGHUP are unblocked only inside
+ * epoll_pwait(), as in the fork model's ppoll(). SIGHUP re-reads --config
+ * (faults are process-wide: every connection's next hook sees the new
+ * ones). SIGTERM closes the listener ("stop"), lets each connection echo
+ * what has already arrived, closes it and exits 0; sessions still open
+ * after --drain-timeout are closed unfinished ("drain_timeout"). A fault's
+ * delay or stall, or SIGPIPE at its default, strikes every connection.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "conn.h"
 #include "die.h"
 #include "echod.h"
 
+/* Events taken per epoll_pwait(). */
+#define EPOLL_BATCH 256
+
+static uint32_t epoll_events(unsigned want)
+{
+    return ((want & CONN_IN) ? EPOLLIN : 0u) | ((want & CONN_OUT) ? EPOLLOUT : 0u);
+}
+
+/* Register c (op EPOLL_CTL_ADD) or re-arm it (EPOLL_CTL_MOD) for what it
+ * wants now; a MOD that would change nothing is skipped. */
+static int arm(int epfd, struct conn *c, int op)
+{
+    unsigned want = conn_interest(c);
+    struct epoll_event ev = { .events = epoll_events(want), .data.ptr = c };
+
+    if (op == EPOLL_CTL_MOD && want == c->armed)
+        return 0;
+    if (epoll_ctl(epfd, op, c->fd, &ev) < 0)
+        return -1;
+    c->armed = want;
+    return 0;
+}
+
+/* The session is over: unregister, then close. DEL matters for a leaked
+ * descriptor, which stays open and would keep being reported. */
+static void finish(int epfd, struct conn *c)
+{
+    if (c->fd >= 0)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    conn_close(c);
+}
+
+/* After conn_handle() or conn_drain() said `over`: close, or re-arm. */
+static void settle(int epfd, struct conn *c, bool over)
+{
+    if (!over && arm(epfd, c, EPOLL_CTL_MOD) < 0) {
+        conn_fail(c, errno);
+        over = true;
+    }
+    if (over)
+        finish(epfd, c);
+}
+
+static void serve_one(int epfd, struct conn *c, uint32_t re)
+{
+    unsigned events = 0;
+
+    if (re & EPOLLIN)
+        events |= CONN_IN;
+    if (re & EPOLLOUT)
+        events |= CONN_OUT;
+    if (re & (EPOLLERR | EPOLLHUP))
+        events |= CONN_HUP;
+    settle(epfd, c, conn_handle(c, events));
+}
+
+static void accept_ready(int epfd, int listenfd, const struct echod_options *opt,
+                         long *nconn, const sigset_t *wait_mask)
+{
+    for (int i = 0; i < CONN_ACCEPT_BATCH; i++) {
+        struct conn *c = NULL;
+        enum conn_accept_status st = conn_accept(listenfd, opt, nconn, wait_mask, &c);
+
+        if (st == CONN_ACCEPT_DONE)
+            return;
+        if (st == CONN_ACCEPT_NEW && arm(epfd, c, EPOLL_CTL_ADD) < 0) {
+            conn_fail(c, errno);
+            conn_close(c);
+        }
+    }
+}
+
+/* SIGTERM: no new connections; each open one finishes what has arrived. */
+static void stop(int epfd, int listenfd, long nconn)
+{
+    struct conn *c, *next;
+
+    epoll_ctl(epfd, EPOLL_CTL_DEL, listenfd, NULL);
+    close(listenfd);
+    conn_log_stop(nconn);
+    for (c = conn_first(); c; c = next) {
+        next = c->next;
+        settle(epfd, c, conn_drain(c));
+    }
+}
+
+/* Milliseconds for epoll_pwait(), rounded up so the deadline is reached. */
+static int timeout_ms(const struct timespec *left)
+{
+    long long ms = (long long)left->tv_sec * 1000 + (left->tv_nsec + 999999) / 1000000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_mask)
 {
-    (void)listenfd;
-    (void)opt;
-    (void)wait_mask;
-    die("--model epoll: not built yet");
+    struct epoll_event listener = { .events = EPOLLIN, .data.ptr = NULL };
+    struct epoll_event ready[EPOLL_BATCH];
+    struct timespec deadline = { 0, 0 }, left;
+    bool stopping = false;
+    long nconn = 0;
+    int epfd;
+
+    conn_raise_nofile();
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0)
+        die_errno("epoll_create1", NULL);
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, listenfd, &listener) < 0)
+        die_errno("epoll_ctl", "listening socket");
+
+    for (;;) {
+        bool accept_now = false;
+        int timeout = -1, n;
+
+        if (terminate_requested && !stopping) {
+            stopping = true;
+            stop(epfd, listenfd, nconn);
+            deadline = deadline_after(opt->drain_ms);
+        }
+        if (stopping) {
+            if (conn_live() == 0)
+                break;
+            if (!time_left(&deadline, &left)) {
+                struct conn *c, *next;
+
+                conn_log_drain_timeout(conn_live());
+                for (c = conn_first(); c; c = next) {
+                    next = c->next;
+                    conn_discard(c);
+                }
+                break;
+            }
+            timeout = timeout_ms(&left);
+        }
+        if (reload_requested)
+            if (reload_config(opt))
+                log_reload(opt);
+        n = epoll_pwait(epfd, ready, EPOLL_BATCH, timeout, wait_mask);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die_errno("epoll_pwait", "connections");
+        }
+        for (int i = 0; i < n; i++) {
+            /* Each descriptor appears once per batch, and nothing is
+             * accepted until the batch is done: ptr is never stale. */
+            if (ready[i].data.ptr == NULL)
+                accept_now = true;
+            else
+                serve_one(epfd, ready[i].data.ptr, ready[i].events);
+        }
+        if (accept_now && !stopping)
+            accept_ready(epfd, listenfd, opt, &nconn, wait_mask);
+    }
+    close(epfd);
+    return 0;
 }

@@ -76,7 +76,7 @@ static pid_t fork_child(int listenfd, int connfd, long conn)
  * they have read, give them drain_ms, then end the stragglers. */
 static void drain(const struct echod_options *opt, const sigset_t *wait_mask)
 {
-    struct timespec now, deadline, left;
+    struct timespec deadline, left;
     sigset_t chld, old;
     struct event ev;
 
@@ -88,27 +88,14 @@ static void drain(const struct echod_options *opt, const sigset_t *wait_mask)
     if (opt->reap != REAP_WAITPID)
         return; /* the faulty reapers cannot tell when their children are done */
 
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += opt->drain_ms / 1000;
-    deadline.tv_nsec += (opt->drain_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    deadline = deadline_after(opt->drain_ms);
     for (;;) {
         sigprocmask(SIG_BLOCK, &chld, &old);
         size_t live = children_count();
         sigprocmask(SIG_SETMASK, &old, NULL);
         if (live == 0)
             return;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        left.tv_sec = deadline.tv_sec - now.tv_sec;
-        left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
-        if (left.tv_nsec < 0) {
-            left.tv_sec--;
-            left.tv_nsec += 1000000000L;
-        }
-        if (left.tv_sec < 0)
+        if (!time_left(&deadline, &left))
             break;
         /* SIGCHLD (never blocked here) ends the wait early. */
         ppoll(NULL, 0, &left, wait_mask);
@@ -123,37 +110,20 @@ static void drain(const struct echod_options *opt, const sigset_t *wait_mask)
 
 int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mask)
 {
-    struct pollfd listener = { .fd = listenfd, .events = POLLIN };
     long conn = 0;
 
     while (!terminate_requested) {
-        struct fault_ctx ctx;
-        struct fault_hit hit;
-        bool closed = false;
+        bool leak;
         int connfd;
         pid_t pid;
 
-        if (reload_requested)
-            reload_config(opt);
-        if (ppoll(&listener, 1, NULL, wait_mask) < 0) {
-            if (errno == EINTR)
-                continue;
-            die_errno("ppoll", "listening socket");
-        }
-        connfd = accept_connection(listenfd, &conn, wait_mask);
+        connfd = next_connection(listenfd, opt, &conn, wait_mask);
         if (connfd < 0)
             continue;
         if (over_limit(opt, conn, connfd))
             continue;
 
-        ctx = (struct fault_ctx){ .conn = conn, .bytes = 0, .fd = connfd };
-        hit = FAULT_HOOK(FP_ACCEPT, &ctx);
-        if (hit.action == FA_FORK_FAIL) {
-            log_error("fork_error", "fork (injected)", EAGAIN);
-            close(connfd);
-            continue;
-        }
-        if (session_apply_fault(hit, connfd, &closed) || closed)
+        if (!accept_hook(conn, connfd, "fork_error", "fork (injected)", &leak))
             continue;
 
         pid = fork_child(listenfd, connfd, conn);
@@ -167,7 +137,7 @@ int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
         /* The FreeBSD handbook's rule: the parent must close the accepted
          * socket, or the connection never closes and descriptors pile up.
          * --leak-connfd (or a leak fault at accept) breaks it on purpose. */
-        if (!opt->leak_connfd && hit.action != FA_LEAK)
+        if (!opt->leak_connfd && !leak)
             close(connfd);
     }
 

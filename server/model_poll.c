@@ -1,11 +1,192 @@
-/* PLACEHOLDER while the poll model is being written: refuses to run. */
+/*
+ * The poll model: one process, one thread, every connection in one
+ * ppoll() (UNP 6.10's tcpservpoll01, without its fixed-size array). This
+ * file holds only the loop; what a connection does is in conn.c.
+ *
+ * No FD_SETSIZE: the pollfd array grows with realloc(), and the soft
+ * RLIMIT_NOFILE is raised to the hard limit at start (an "rlimit" event).
+ * Level-triggered: a connection is asked for POLLIN while its buffer has
+ * room and POLLOUT while it holds bytes to echo (conn_interest()).
+ *
+ * Signals: SIGTERM, SIGINT and SIGHUP are unblocked only inside ppoll(), as
+ * in the fork model, so a request cannot fall between the flag check and
+ * the wait. SIGHUP re-reads --config; faults are process-wide here, so the
+ * new ones apply at every connection's next hook. SIGTERM closes the
+ * listener ("stop"), lets each connection echo what has already arrived,
+ * closes it, and exits 0; sessions still open after --drain-timeout are
+ * closed unfinished ("drain_timeout"). A fault's delay or stall, or a
+ * SIGPIPE at its default disposition, strikes every connection at once:
+ * they all live in this process.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "conn.h"
 #include "die.h"
 #include "echod.h"
 
+/* fds[0] is the listener (fd -1 once closed: poll() skips it); fds[i] for
+ * i >= 1 is conns[i]'s socket. */
+struct poll_set {
+    struct pollfd *fds;
+    struct conn **conns;
+    size_t n, cap;
+};
+
+static int set_grow(struct poll_set *set)
+{
+    size_t cap = set->cap ? set->cap * 2 : 64;
+    struct pollfd *fds = realloc(set->fds, cap * sizeof *fds);
+    struct conn **conns;
+
+    if (fds == NULL)
+        return -1;
+    set->fds = fds;
+    conns = realloc(set->conns, cap * sizeof *conns);
+    if (conns == NULL)
+        return -1;
+    set->conns = conns;
+    set->cap = cap;
+    return 0;
+}
+
+static short poll_events(unsigned want)
+{
+    return (short)(((want & CONN_IN) ? POLLIN : 0) | ((want & CONN_OUT) ? POLLOUT : 0));
+}
+
+static int set_add(struct poll_set *set, struct conn *c)
+{
+    if (set->n == set->cap && set_grow(set) < 0)
+        return -1;
+    set->fds[set->n] = (struct pollfd){ .fd = c->fd, .events = poll_events(conn_interest(c)) };
+    set->conns[set->n] = c;
+    set->n++;
+    return 0;
+}
+
+/* Forget entry i (the last one takes its place), then close its session. */
+static void set_close(struct poll_set *set, size_t i)
+{
+    struct conn *c = set->conns[i];
+
+    set->n--;
+    set->fds[i] = set->fds[set->n];
+    set->conns[i] = set->conns[set->n];
+    conn_close(c);
+}
+
+/* After conn_handle() or conn_drain() said `over`: close, or re-arm. */
+static void settle(struct poll_set *set, size_t i, bool over)
+{
+    if (over)
+        set_close(set, i);
+    else
+        set->fds[i].events = poll_events(conn_interest(set->conns[i]));
+}
+
+static void serve_ready(struct poll_set *set)
+{
+    /* Downwards: set_close() moves the last entry, already served, into
+     * the hole. */
+    for (size_t i = set->n; i-- > 1;) {
+        short re = set->fds[i].revents;
+        unsigned events = 0;
+
+        if (re == 0)
+            continue;
+        if (re & POLLNVAL) {
+            /* Not a descriptor we hold: a bug, not the peer. */
+            conn_fail(set->conns[i], EBADF);
+            set_close(set, i);
+            continue;
+        }
+        if (re & POLLIN)
+            events |= CONN_IN;
+        if (re & POLLOUT)
+            events |= CONN_OUT;
+        if (re & (POLLERR | POLLHUP))
+            events |= CONN_HUP;
+        settle(set, i, conn_handle(set->conns[i], events));
+    }
+}
+
+static void accept_ready(struct poll_set *set, int listenfd,
+                         const struct echod_options *opt, long *nconn,
+                         const sigset_t *wait_mask)
+{
+    for (int i = 0; i < CONN_ACCEPT_BATCH; i++) {
+        struct conn *c = NULL;
+        enum conn_accept_status st = conn_accept(listenfd, opt, nconn, wait_mask, &c);
+
+        if (st == CONN_ACCEPT_DONE)
+            return;
+        if (st == CONN_ACCEPT_NEW && set_add(set, c) < 0) {
+            conn_fail(c, ENOMEM);
+            conn_close(c);
+        }
+    }
+}
+
+/* SIGTERM: no new connections; each open one finishes what has arrived. */
+static void stop(struct poll_set *set, int listenfd, long nconn)
+{
+    close(listenfd);
+    set->fds[0].fd = -1;
+    conn_log_stop(nconn);
+    for (size_t i = set->n; i-- > 1;)
+        settle(set, i, conn_drain(set->conns[i]));
+}
+
 int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mask)
 {
-    (void)listenfd;
-    (void)opt;
-    (void)wait_mask;
-    die("--model poll: not built yet");
+    struct poll_set set = { NULL, NULL, 0, 0 };
+    struct timespec deadline = { 0, 0 }, left;
+    bool stopping = false;
+    long nconn = 0;
+
+    conn_raise_nofile();
+    if (set_grow(&set) < 0)
+        die_errno("realloc", "pollfd array");
+    set.fds[0] = (struct pollfd){ .fd = listenfd, .events = POLLIN };
+    set.conns[0] = NULL;
+    set.n = 1;
+
+    for (;;) {
+        struct timespec *timeout = NULL;
+
+        if (terminate_requested && !stopping) {
+            stopping = true;
+            stop(&set, listenfd, nconn);
+            deadline = deadline_after(opt->drain_ms);
+        }
+        if (stopping) {
+            if (set.n == 1)
+                break;
+            if (!time_left(&deadline, &left)) {
+                conn_log_drain_timeout(set.n - 1);
+                for (size_t i = 1; i < set.n; i++)
+                    conn_discard(set.conns[i]);
+                break;
+            }
+            timeout = &left;
+        }
+        if (reload_requested)
+            if (reload_config(opt))
+                log_reload(opt);
+        if (ppoll(set.fds, set.n, timeout, wait_mask) < 0) {
+            if (errno == EINTR)
+                continue;
+            die_errno("ppoll", "connections");
+        }
+        serve_ready(&set);
+        if (set.fds[0].revents & POLLIN)
+            accept_ready(&set, listenfd, opt, &nconn, wait_mask);
+    }
+    free(set.fds);
+    free(set.conns);
+    return 0;
 }

@@ -1,11 +1,229 @@
-/* PLACEHOLDER while the thread model is being written: refuses to run. */
+/*
+ * The thread model: one detached thread per connection (CS:APP's
+ * echoservert). This file holds only the accept/dispatch loop; the session
+ * is session.c's, shared with every model.
+ *
+ * The main thread keeps the fork model's discipline: it waits in ppoll()
+ * with SIGTERM, SIGINT and SIGHUP unblocked only there, reloads on SIGHUP
+ * and applies max_conns to the number of live sessions. Session threads
+ * are created with every one of those signals (and SIGCHLD) blocked, so
+ * the handlers always run in the main thread; SIGPIPE stays unblocked, so
+ * --sigpipe acts on the thread that wrote, and with its default
+ * disposition it kills the whole process.
+ *
+ * Each thread owns its connection: it gets a small heap block {connfd,
+ * conn}, frees it, and is the only one to close the descriptor. Nothing
+ * else is shared per connection. Process-level faults (kill, abort, exit)
+ * end the whole server in this model: a thread cannot die alone.
+ *
+ * SIGTERM: the listener closes, then a process-wide eventfd becomes
+ * readable; sessions wait on it beside their connection (session.c), echo
+ * what has already arrived and close. The main thread waits for the live
+ * count to reach zero, at most --drain-timeout, and exits 0; stragglers
+ * (a stall fault, a peer that does not read) die with the process.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "die.h"
 #include "echod.h"
+#include "eventlog.h"
+#include "fault.h"
+
+/* Room for session.c's 16 KiB buffer, the hooks and the event formatting. */
+#define SESSION_STACK (256 * 1024)
+
+struct session_arg {
+    int connfd;
+    long conn;
+    bool leak; /* --leak-connfd, or leak@accept: never close connfd */
+};
+
+/* Live sessions: counted up by the main thread before pthread_create, down
+ * by each thread as its last act; the main thread waits on `ended` when it
+ * drains. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ended;
+static size_t live;
+
+static size_t live_count(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&live_lock);
+    n = live;
+    pthread_mutex_unlock(&live_lock);
+    return n;
+}
+
+static void live_add(long delta)
+{
+    pthread_mutex_lock(&live_lock);
+    live = (size_t)((long)live + delta);
+    if (live == 0)
+        pthread_cond_broadcast(&ended);
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void log_thread(const char *name, long conn, long tid, const int *status)
+{
+    struct event ev;
+
+    event_begin(&ev, name);
+    event_int(&ev, "conn", conn);
+    event_int(&ev, "tid", tid);
+    if (status)
+        event_int(&ev, "status", *status);
+    event_emit(&ev);
+}
+
+/* The session thread: as model_fork.c's run_child, with thread events and
+ * without the exit. */
+static void *session_thread(void *p)
+{
+    struct session_arg arg = *(struct session_arg *)p;
+    struct fault_ctx ctx = { .conn = arg.conn, .bytes = 0, .fd = arg.connfd };
+    struct fault_hit hit;
+    bool closed = false;
+    long tid = (long)gettid();
+    int status = 0;
+
+    free(p);
+    log_thread("thread_start", arg.conn, tid, NULL);
+
+    hit = FAULT_HOOK(FP_CHILD_START, &ctx);
+    if (!session_apply_fault(hit, arg.connfd, &closed))
+        status = echo_session(arg.connfd, arg.conn, &closed);
+
+    if (!closed) {
+        hit = FAULT_HOOK(FP_BEFORE_CLOSE, &ctx);
+        /* A leak here is for good: no exit follows to close it. */
+        if (hit.action != FA_LEAK && !session_apply_fault(hit, arg.connfd, &closed) &&
+            !arg.leak)
+            close(arg.connfd);
+    }
+    log_thread("thread_exit", arg.conn, tid, &status);
+    live_add(-1);
+    return NULL;
+}
+
+/* Hand connfd to a new thread, which then owns it. Returns 0, or an error
+ * number with connfd still the caller's. */
+static int start_session(int connfd, long conn, bool leak, const pthread_attr_t *attr,
+                         const sigset_t *session_mask)
+{
+    struct session_arg *arg = malloc(sizeof *arg);
+    sigset_t old;
+    pthread_t tid;
+    int rc;
+
+    if (arg == NULL)
+        return ENOMEM;
+    *arg = (struct session_arg){ .connfd = connfd, .conn = conn, .leak = leak };
+    live_add(1);
+    /* The thread inherits the creator's mask: block first, restore after. */
+    pthread_sigmask(SIG_SETMASK, session_mask, &old);
+    rc = pthread_create(&tid, attr, session_thread, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        live_add(-1);
+        free(arg);
+    }
+    return rc;
+}
+/* SIGTERM: the listener is already closed. Wake every session, wait until
+ * none is left or drain_ms passed. */
+static void drain(int stop_fd, const struct echod_options *opt)
+{
+    struct timespec deadline = deadline_after(opt->drain_ms);
+    uint64_t one = 1;
+    struct event ev;
+    size_t left;
+    int rc = 0;
+
+    if (write(stop_fd, &one, sizeof one) != (ssize_t)sizeof one)
+        log_error("drain_error", "write", errno);
+    pthread_mutex_lock(&live_lock);
+    while (live > 0 && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&ended, &live_lock, &deadline);
+    left = live;
+    pthread_mutex_unlock(&live_lock);
+    if (left == 0)
+        return;
+    event_begin(&ev, "drain_timeout");
+    event_int(&ev, "live", (long long)left);
+    event_emit(&ev);
+}
 
 int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_mask)
 {
-    (void)listenfd;
-    (void)opt;
-    (void)wait_mask;
-    die("--model thread: not built yet");
+    pthread_condattr_t cattr;
+    pthread_attr_t attr;
+    sigset_t session_mask;
+    struct event ev;
+    long conn = 0;
+    int stop_fd;
+
+    stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (stop_fd < 0)
+        die_errno("eventfd", "session stop");
+    session_stop_fd = stop_fd;
+
+    if (pthread_condattr_init(&cattr) != 0 ||
+        pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&ended, &cattr) != 0)
+        die("pthread_cond_init: cannot set up the drain condition");
+    pthread_condattr_destroy(&cattr);
+    if (pthread_attr_init(&attr) != 0 ||
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) != 0 ||
+        pthread_attr_setstacksize(&attr, SESSION_STACK) != 0)
+        die("pthread_attr: cannot set up session threads");
+
+    /* What the main thread blocks outside ppoll(), and SIGCHLD as well. */
+    Sigprocmask(SIG_BLOCK, NULL, &session_mask);
+    sigaddset(&session_mask, SIGTERM);
+    sigaddset(&session_mask, SIGINT);
+    sigaddset(&session_mask, SIGHUP);
+    sigaddset(&session_mask, SIGCHLD);
+
+    while (!terminate_requested) {
+        bool leak;
+        int connfd, rc;
+
+        connfd = next_connection(listenfd, opt, &conn, wait_mask);
+        if (connfd < 0)
+            continue;
+        if (over_limit_count(opt, conn, connfd, live_count()))
+            continue;
+
+        if (!accept_hook(conn, connfd, "thread_error", "pthread_create (injected)",
+                         &leak))
+            continue;
+
+        /* From here on the thread owns connfd; this thread never touches
+         * it again. --leak-connfd makes the thread forget to close it. */
+        rc = start_session(connfd, conn, opt->leak_connfd || leak,
+                           &attr, &session_mask);
+        if (rc != 0) {
+            log_error("thread_error", "pthread_create", rc);
+            close(connfd);
+        }
+    }
+
+    close(listenfd);
+    event_begin(&ev, "stop");
+    event_int(&ev, "connections", conn);
+    event_emit(&ev);
+    drain(stop_fd, opt);
+    pthread_attr_destroy(&attr);
+    /* Returning exits the process: threads still in a session end with it. */
+    return 0;
 }

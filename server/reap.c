@@ -62,11 +62,41 @@ void children_signal_all(int signo)
         kill(kids[i], signo);
 }
 
+/*
+ * prefork: the children reaped since the master last looked. Only the
+ * handlers append (plain stores, async-signal-safe) and only the master
+ * takes, with SIGCHLD blocked, so the two never run at once. The master
+ * takes after every wake-up and keeps at most one worker per slot, so a
+ * list as long as the largest pool (--workers 1024) cannot overflow; were
+ * it ever full, the newest would go unnoticed, as a lost signal does.
+ */
+#define REAPED_MAX 1024
+static struct reaped_child reaped_list[REAPED_MAX];
+static size_t nreaped;
+static volatile sig_atomic_t tracking;
+
+void reaped_track(void)
+{
+    tracking = 1;
+}
+
+size_t reaped_take(struct reaped_child *out, size_t max)
+{
+    size_t n = nreaped < max ? nreaped : max;
+
+    memcpy(out, reaped_list, n * sizeof *out);
+    memmove(reaped_list, reaped_list + n, (nreaped - n) * sizeof *out);
+    nreaped -= n;
+    return n;
+}
+
 static void note_reaped(pid_t pid, int status)
 {
     struct event ev;
 
     children_remove(pid);
+    if (tracking && nreaped < REAPED_MAX)
+        reaped_list[nreaped++] = (struct reaped_child){ .pid = pid, .status = status };
     event_begin(&ev, "reaped");
     event_int(&ev, "child", pid);
     if (WIFEXITED(status))

@@ -10,7 +10,10 @@
  *
  * Termination: SIGTERM is blocked except while the session waits for data
  * in ppoll(). When it arrives, the session echoes what has already arrived
- * (a line in flight is finished), then closes: a drain, not a cut.
+ * (a line in flight is finished), then closes: a drain, not a cut. Sessions
+ * that are threads keep every signal blocked (they belong to the main
+ * thread) and wait on session_stop_fd beside the connection instead: once
+ * it is readable they drain the same way.
  *
  * Fault hooks sit at before_read, after_read, before_write, after_write;
  * the process-level faults (kill, delay, ...) happen inside the hook, the
@@ -84,18 +87,31 @@ static ssize_t write_echo(int fd, const char *buf, size_t n, long long limit)
     return (ssize_t)n;
 }
 
-/* Wait until fd is readable or SIGTERM came. Returns 1 readable, 0 asked to
- * terminate, -1 error. */
+int session_stop_fd = -1;
+
+/* Wait until fd is readable or SIGTERM came (session_stop_fd became
+ * readable, for threads). Returns 1 readable, 0 asked to terminate, -1
+ * error. */
 static int wait_readable(int fd)
 {
-    struct pollfd p = { .fd = fd, .events = POLLIN };
+    struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
+                           { .fd = session_stop_fd, .events = POLLIN } };
     sigset_t open_mask;
 
+    if (session_stop_fd >= 0) {
+        /* A thread: the mask stays as it is, the flag is not ours. */
+        for (;;) {
+            if (ppoll(p, 2, NULL, NULL) >= 0)
+                return (p[1].revents & POLLIN) ? 0 : 1;
+            if (errno != EINTR)
+                return -1;
+        }
+    }
     sigemptyset(&open_mask);
     for (;;) {
         if (terminate_requested)
             return 0;
-        if (ppoll(&p, 1, NULL, &open_mask) >= 0)
+        if (ppoll(p, 1, NULL, &open_mask) >= 0)
             return 1;
         if (errno != EINTR)
             return -1;

@@ -1,0 +1,395 @@
+/*
+ * One connection of the event-driven models (poll, epoll): UNP's str_echo
+ * turned inside out. The blocking session (session.c) reads, then writes
+ * what it read; here the loop says "readable" or "writable" and the
+ * connection does one step, never blocking, so one process serves them all.
+ *
+ * Buffer and backpressure: each connection holds at most CONN_BUFSIZE bytes
+ * read but not yet echoed. It asks to read only while that buffer has room
+ * (and the peer has not sent EOF), and to write only while it is not empty.
+ * A client that sends and never reads fills its buffer; the server stops
+ * reading it, its data stays in the kernel's socket queues, TCP flow
+ * control stops the client, and memory stays bounded while the other
+ * connections go on.
+ *
+ * Echo rounds: a round starts when there is something to write and no
+ * round is in progress; it covers the bytes buffered at that moment. Its
+ * before_write hook fires when it starts (a short=N there caps every
+ * write(2) of the round at N bytes), its after_write hook when its last
+ * byte is written, which may take several wake-ups. Reads: one read per
+ * wake-up, into the free space only, between before_read and after_read
+ * (a drop there discards what was just read: it never enters the buffer).
+ *
+ * Error policy: EINTR and EAGAIN leave the step for the next wake-up.
+ * ECONNRESET on read, EPIPE/ECONNRESET on write end this session only, with
+ * session_end reason read/write and the errno text. Writes use write(2),
+ * not MSG_NOSIGNAL, so --sigpipe keeps its meaning: at its default a write
+ * to a reset peer raises SIGPIPE, and in these models that kills the whole
+ * server with every session in it (UNP 5.13 at its worst); the suite runs
+ * them with --sigpipe ignore.
+ *
+ * Faults: the engine's counts are per process, so in these models they are
+ * shared by every connection (nth=3 is the 3rd hit among all of them; use
+ * conn=N to single one out), and a SIGHUP reload applies at once to every
+ * connection's next hook. Process-level actions act on the one process:
+ * delay stalls every connection, stall freezes the server, kill/abort/exit
+ * end it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "echod.h"
+#include "eventlog.h"
+#include "fault.h"
+
+/* The open sessions, newest first, so that SIGTERM can reach them all. */
+static struct conn *open_conns;
+static size_t live_conns;
+
+size_t conn_live(void)
+{
+    return live_conns;
+}
+
+struct conn *conn_first(void)
+{
+    return open_conns;
+}
+
+static void link_conn(struct conn *c)
+{
+    c->prev = NULL;
+    c->next = open_conns;
+    if (open_conns)
+        open_conns->prev = c;
+    open_conns = c;
+    live_conns++;
+}
+
+static void unlink_conn(struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        open_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    live_conns--;
+}
+
+static void log_session_end(const struct conn *c, const char *reason, int errnum)
+{
+    struct event ev;
+    event_begin(&ev, "session_end");
+    event_int(&ev, "conn", c->id);
+    event_int(&ev, "bytes", c->ctx.bytes);
+    event_str(&ev, "reason", reason);
+    if (errnum)
+        event_str(&ev, "error", strerror(errnum));
+    event_emit(&ev);
+}
+
+static void end_session(struct conn *c, const char *reason, int errnum)
+{
+    log_session_end(c, reason, errnum);
+    c->flags |= CONN_ENDED;
+}
+
+void conn_fail(struct conn *c, int errnum)
+{
+    end_session(c, "poll", errnum);
+}
+
+/* Run a hook and carry out a socket-level fault it hands back. Returns the
+ * hit; when an rst or close ended the session, c is marked ended and its
+ * fd is -1. */
+static struct fault_hit hook(struct conn *c, enum fault_point point)
+{
+    struct fault_hit hit = FAULT_HOOK(point, &c->ctx);
+    bool closed = false;
+
+    if (session_apply_fault(hit, c->fd, &closed)) {
+        if (closed)
+            c->fd = c->ctx.fd = -1;
+        end_session(c, hit.action == FA_RST ? "fault_rst" : "fault_close", 0);
+    }
+    return hit;
+}
+
+static bool ended(const struct conn *c)
+{
+    return (c->flags & CONN_ENDED) != 0;
+}
+
+unsigned conn_interest(const struct conn *c)
+{
+    unsigned want = 0;
+
+    if (!(c->flags & (CONN_PEER_EOF | CONN_READ_DONE | CONN_ENDED)) &&
+        c->len < CONN_BUFSIZE)
+        want |= CONN_IN;
+    if (c->len > 0 && !ended(c))
+        want |= CONN_OUT;
+    return want;
+}
+
+/* One read into the free space. */
+static void do_read(struct conn *c)
+{
+    struct fault_hit hit;
+    ssize_t n;
+
+    hook(c, FP_BEFORE_READ);
+    if (ended(c))
+        return;
+    if (c->head > 0) {
+        /* Move what waits to the front so all the room is usable: at most
+         * CONN_BUFSIZE bytes, and usually none (writes empty the buffer). */
+        memmove(c->buf, c->buf + c->head, c->len);
+        c->head = 0;
+    }
+    n = recv(c->fd, c->buf + c->len, CONN_BUFSIZE - c->len, 0);
+    if (n < 0) {
+        if (errno == EINTR)
+            return; /* level-triggered: the next wake-up reads again */
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            /* Draining: nothing more has arrived, so nothing more is read. */
+            if (c->flags & CONN_DRAINING)
+                c->flags |= CONN_READ_DONE;
+            return;
+        }
+        end_session(c, "read", errno); /* ECONNRESET: the peer reset us */
+        return;
+    }
+    if (n == 0) {
+        c->flags |= CONN_PEER_EOF;
+        return;
+    }
+    c->ctx.bytes += n;
+    hit = hook(c, FP_AFTER_READ);
+    if (ended(c) || hit.action == FA_DROP)
+        return; /* dropped: the bytes never enter the buffer */
+    c->len += (size_t)n;
+}
+
+enum write_result { WRITE_ROUND_DONE, WRITE_BLOCKED };
+
+/* Write the current round (starting one if none is in progress) until it
+ * is done or the socket is full. At most CONN_BUFSIZE bytes per call. */
+static enum write_result do_write(struct conn *c)
+{
+    if (c->round_left == 0) {
+        struct fault_hit hit = hook(c, FP_BEFORE_WRITE);
+        if (ended(c))
+            return WRITE_ROUND_DONE;
+        c->round_left = c->len;
+        c->short_cap = hit.action == FA_SHORT ? hit.arg : 0;
+    }
+    while (c->round_left > 0) {
+        size_t piece = c->round_left;
+        ssize_t w;
+
+        if (c->short_cap > 0 && piece > (unsigned long long)c->short_cap)
+            piece = (size_t)c->short_cap;
+        /* write(2), not send(MSG_NOSIGNAL): --sigpipe decides (see top). */
+        w = write(c->fd, c->buf + c->head, piece);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return WRITE_BLOCKED;
+            end_session(c, "write", errno); /* EPIPE, ECONNRESET */
+            return WRITE_ROUND_DONE;
+        }
+        c->head += (size_t)w;
+        c->len -= (size_t)w;
+        c->round_left -= (size_t)w;
+    }
+    if (c->len == 0)
+        c->head = 0;
+    c->short_cap = 0;
+    hook(c, FP_AFTER_WRITE);
+    return WRITE_ROUND_DONE;
+}
+
+/* After a step: end the session when it has nothing left to do. A draining
+ * connection that has echoed everything looks once more for data that
+ * already arrived (a non-blocking read) before it ends. */
+static bool settle(struct conn *c)
+{
+    if (!ended(c) && (c->flags & CONN_DRAINING) && c->len == 0 &&
+        !(c->flags & (CONN_READ_DONE | CONN_PEER_EOF)))
+        do_read(c);
+    if (!ended(c) && c->len == 0 && (c->flags & CONN_PEER_EOF))
+        end_session(c, "eof", 0);
+    if (!ended(c) && c->len == 0 && (c->flags & CONN_READ_DONE))
+        end_session(c, "terminated", 0);
+    return ended(c);
+}
+
+bool conn_handle(struct conn *c, unsigned events)
+{
+    bool blocked = false;
+
+    if (ended(c))
+        return true;
+    if (events & CONN_HUP) {
+        /* An error or hang-up is reported even when we asked for nothing:
+         * take it as readiness for whatever we wait for, so the read or the
+         * write that follows returns the error (or EOF) and the session
+         * ends instead of spinning. */
+        events |= conn_interest(c);
+    }
+    if ((events & CONN_OUT) && c->len > 0) {
+        blocked = do_write(c) == WRITE_BLOCKED;
+        if (ended(c))
+            return true;
+    }
+    if ((events & CONN_IN) && (conn_interest(c) & CONN_IN)) {
+        do_read(c);
+        if (ended(c))
+            return true;
+        /* Echo at once what just came in: the socket is most likely
+         * writable, and a wake-up is saved. */
+        if (c->len > 0 && !blocked)
+            do_write(c);
+    }
+    return settle(c);
+}
+
+bool conn_drain(struct conn *c)
+{
+    c->flags |= CONN_DRAINING;
+    return conn_handle(c, 0);
+}
+
+static void close_now(struct conn *c)
+{
+    if (c->fd >= 0 && !(c->flags & CONN_LEAK))
+        close(c->fd);
+    c->fd = -1;
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->fd >= 0) {
+        struct fault_hit hit = FAULT_HOOK(FP_BEFORE_CLOSE, &c->ctx);
+        bool closed = false;
+
+        /* leak: the descriptor stays open for the server's life (in the
+         * fork model the child would exit right after; here nobody does). */
+        if (hit.action == FA_LEAK)
+            c->flags |= CONN_LEAK;
+        else if (session_apply_fault(hit, c->fd, &closed) && closed)
+            c->fd = -1;
+        close_now(c);
+    }
+    unlink_conn(c);
+    free(c);
+}
+
+void conn_discard(struct conn *c)
+{
+    close_now(c);
+    unlink_conn(c);
+    free(c);
+}
+
+enum conn_accept_status conn_accept(int listenfd, const struct echod_options *opt,
+                                    long *nconn, const sigset_t *wait_mask,
+                                    struct conn **out)
+{
+    bool leak;
+    struct conn *c;
+    int connfd, flags;
+
+    connfd = accept_connection(listenfd, nconn, wait_mask);
+    if (connfd < 0) {
+        /* Aborted before we took it, or a signal: others may be waiting.
+         * EAGAIN, or out of descriptors (after a back-off): wait again. */
+        if (errno == ECONNABORTED || errno == EPROTO || errno == EINTR)
+            return CONN_ACCEPT_NEXT;
+        return CONN_ACCEPT_DONE;
+    }
+    if (over_limit_count(opt, *nconn, connfd, live_conns))
+        return CONN_ACCEPT_NEXT;
+
+    if (!accept_hook(*nconn, connfd, "fork_error", "fork (injected)", &leak))
+        return CONN_ACCEPT_NEXT;
+
+    flags = fcntl(connfd, F_GETFL);
+    if (flags < 0 || fcntl(connfd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        log_error("accept_error", "fcntl O_NONBLOCK", errno);
+        close(connfd);
+        return CONN_ACCEPT_NEXT;
+    }
+    c = malloc(sizeof *c);
+    if (c == NULL) {
+        log_error("accept_error", "malloc", ENOMEM);
+        close(connfd);
+        return CONN_ACCEPT_NEXT;
+    }
+    /* buf is left untouched: its pages cost memory only once data comes. */
+    c->fd = connfd;
+    c->id = *nconn;
+    c->flags = (opt->leak_connfd || leak) ? CONN_LEAK : 0;
+    c->armed = 0;
+    c->head = c->len = c->round_left = 0;
+    c->short_cap = 0;
+    c->ctx = (struct fault_ctx){ .conn = *nconn, .bytes = 0, .fd = connfd };
+    link_conn(c);
+
+    log_conn("session_start", c->id, NULL, 0);
+    hook(c, FP_CHILD_START);
+    if (ended(c)) {
+        conn_close(c);
+        return CONN_ACCEPT_NEXT;
+    }
+    *out = c;
+    return CONN_ACCEPT_NEW;
+}
+
+void conn_raise_nofile(void)
+{
+    struct rlimit rl;
+    struct event ev;
+    rlim_t was;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        log_error("rlimit_error", "getrlimit(RLIMIT_NOFILE)", errno);
+        return;
+    }
+    was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (was != rl.rlim_max && setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        log_error("rlimit_error", "setrlimit(RLIMIT_NOFILE)", errno);
+        return;
+    }
+    event_begin(&ev, "rlimit");
+    event_str(&ev, "resource", "nofile");
+    event_int(&ev, "soft", rl.rlim_cur == RLIM_INFINITY ? -1 : (long long)rl.rlim_cur);
+    event_int(&ev, "was", was == RLIM_INFINITY ? -1 : (long long)was);
+    event_emit(&ev);
+}
+
+void conn_log_stop(long connections)
+{
+    struct event ev;
+    event_begin(&ev, "stop");
+    event_int(&ev, "connections", connections);
+    event_emit(&ev);
+}
+
+void conn_log_drain_timeout(size_t live)
+{
+    struct event ev;
+    event_begin(&ev, "drain_timeout");
+    event_int(&ev, "live", (long long)live);
+    event_emit(&ev);
+}
