@@ -15,6 +15,11 @@ def pytest_addoption(parser):
                          "(also FAULTLINE_KEEP=1)")
     group.addoption("--no-build", action="store_true",
                     help="do not run meson before the tests")
+    group.addoption("--server-cmd", metavar="CMD",
+                    help="run pytest/test_byo.py's checks against this server "
+                         "command (any TCP echo server)")
+    group.addoption("--server-port", type=int, default=9877, metavar="P",
+                    help="the port --server-cmd listens on (default 9877)")
 
 
 def pytest_configure(config):

@@ -1,4 +1,5 @@
-"""The reference server on a host, as a context manager, and its event log.
+"""The reference server on a host: a Server (server.py) that also prints a
+readiness line and keeps an event log.
 
     with Echod(host, reap="none") as server:
         ...
@@ -14,14 +15,10 @@ import signal
 from pathlib import Path
 
 from . import paths, procs
+from .server import Server
 from .waiting import wait_until
 
 READY = re.compile(r"listening on (\S+):(\d+) ")
-SIGCHLD_BIT = 1 << (signal.SIGCHLD - 1)
-
-
-class ServerCrashed(AssertionError):
-    pass
 
 
 def read_events(path):
@@ -40,12 +37,12 @@ def read_events(path):
     return events
 
 
-class Echod:
+class Echod(Server):
     def __init__(self, host, reap="waitpid", port=9877, args=(), faults=(),
-                 config=None, env=None, name="echod"):
-        self.host = host
+                 config=None, env=None, model="fork", name="echod"):
+        super().__init__(host, command=None, port=port, name=name, env=env)
         self.reap = reap
-        self.port = port
+        self.model = model
         self.args = list(args)
         for spec in faults:
             self.args += ["--fault", spec]
@@ -54,84 +51,40 @@ class Echod:
             self.config_path = host.workdir / f"{name}.conf"
             self.config_path.write_text(config)
             self.args += ["--config", self.config_path]
-        self.env = env
-        self.name = name
+        self.events_path = host.workdir / f"{name}.events.jsonl"
+        self.addr = None
         # SIGTERM waits this long for open sessions; terminate() waits longer.
         self.drain_ms = 1000
-        self.events_path = host.workdir / f"{name}.events.jsonl"
-        self.proc = None
-        self.addr = None
-        self._idle_syscall = None
 
-    @property
-    def pid(self):
-        return self.proc.pid
+    def argv(self):
+        return [paths.binary("echod"), "--port", self.port, "--model", self.model,
+                "--reap", self.reap, "--drain-timeout", self.drain_ms,
+                "--events", self.events_path, *self.args]
 
     def start(self, timeout=5.0):
         # A server's log starts empty, even when a same-named one ran before.
         self.events_path.unlink(missing_ok=True)
-        argv = [paths.binary("echod"), "--port", self.port, "--reap", self.reap,
-                "--drain-timeout", self.drain_ms, "--events", self.events_path,
-                *self.args]
-        self.proc = self.host.spawn(argv, name=self.name, env=self.env)
+        self.proc = self.host.spawn(self.argv(), name=self.name, env=self.env)
         self.proc.wait_for_output("listening on", timeout)
         match = READY.search(self.proc.stdout())
         self.addr = (match.group(1), int(match.group(2)))
         self.port = self.addr[1]
-        # The syscall it sleeps in when idle (ppoll): wait_idle()'s reference.
-        self._idle_syscall, = wait_until(
-            lambda: procs.state(self.pid) == "S" and (procs.current_syscall(self.pid),),
-            timeout, f"{self.name} to block waiting for connections",
-            seen=lambda: procs.describe(self.pid))
+        self.wait_ready(timeout)
         return self
-
-    def __enter__(self):
-        return self.start()
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             self.check_alive()
         self.terminate(check=exc_type is None)
 
-    def check_alive(self):
-        if not self.proc.alive():
-            raise ServerCrashed(
-                f"{self.name} (pid {self.pid}) died with status "
-                f"{self.proc.returncode}; stderr:\n{self.proc.stderr()}"
-                f"\nevent log: {self.events_path}")
-
     def terminate(self, check=True, timeout=None):
-        if not self.proc.alive():
-            return self.proc.returncode
-        if procs.state(self.pid) == "T":
-            self.proc.cont()
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout or self.drain_ms / 1000 + 5.0)
-        if check and code != 0:
-            raise ServerCrashed(f"{self.name} exited {code} after SIGTERM; "
-                                f"stderr:\n{self.proc.stderr()}")
-        return code
+        return super().terminate(check, timeout or self.drain_ms / 1000 + 5.0)
 
-    # --- what the tests look at -------------------------------------------
-
-    def children(self):
-        return procs.children(self.pid)
-
-    def zombies(self):
-        return procs.zombies(self.pid)
-
-    def fd_count(self):
-        return len(procs.open_fds(self.pid))
-
-    def fd_table(self):
-        return procs.fd_table(self.pid)
+    # --- echod's own records --------------------------------------------
 
     def events(self, name=None):
         evs = read_events(self.events_path)
         return [e for e in evs if name is None or e.get("event") == name]
-
-    def ps(self):
-        return procs.tree(self.pid)
 
     def nspid_map(self):
         """{pid inside the host: ProcInfo} for the server and its children:
@@ -175,24 +128,3 @@ class Echod:
             return evs[before] if len(evs) > before else None
         return wait_until(answered, timeout, f"{self.name} to answer SIGHUP",
                           seen=lambda: self.events()[-5:])
-
-    def stop(self):
-        self.proc.stop()
-
-    def cont(self):
-        self.proc.cont()
-
-    def idle(self):
-        """Blocked in its accept wait with no SIGCHLD pending: any signal
-        handler that was due has run to completion."""
-        return (procs.state(self.pid) == "S"
-                and procs.current_syscall(self.pid) == self._idle_syscall
-                and not procs.pending_signals(self.pid) & SIGCHLD_BIT)
-
-    def wait_idle(self, timeout=5.0):
-        wait_until(self.idle, timeout,
-                   f"{self.name} to be idle in its accept wait with no SIGCHLD pending",
-                   seen=lambda: f"{procs.describe(self.pid)}, syscall "
-                                f"{procs.current_syscall(self.pid)} (idle is "
-                                f"{self._idle_syscall}), pending signals "
-                                f"{procs.pending_signals(self.pid):#x}")

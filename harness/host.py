@@ -209,8 +209,9 @@ class Host:
         pid = int(line) if line.strip().lstrip("-").isdigit() else -1
         if pid <= 0:
             shim.wait()
-            raise HostError(f"cannot start {argv[0]} on host {self.name}: "
-                            f"{stderr_path.read_text().strip()}")
+            # flhost says "flhost: exec(PROG): strerror"; keep the strerror.
+            reason = stderr_path.read_text().strip().rpartition("): ")[2]
+            raise HostError(f"cannot start {argv[0]}: {reason}")
         proc = Proc(self, name, argv, pid, shim, stdout_path, stderr_path)
         self._procs.append(proc)
         return proc

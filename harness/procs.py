@@ -188,3 +188,15 @@ def ancestors(pid, limit=64):
         chain.append(i.ppid)
         i = info(i.ppid)
     return chain
+
+
+def thread_count(pid):
+    """Threads of pid (1 for a single-threaded process), 0 when gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0

@@ -1,0 +1,576 @@
+"""Checks that hold for any sound TCP echo server, including ones faultline
+did not write. Each check gets a fresh host and a freshly started server
+(so a hard-coded port is fine), drives it with clients made in the host's
+network stack, and returns a Verdict that says what it saw.
+
+The same checks run three ways: `./faultline check --server-cmd CMD`,
+`pytest --server-cmd CMD --server-port P` (pytest/test_byo.py), and the
+conformance suite over every echod model (pytest/test_conformance.py).
+"""
+
+import hashlib
+import os
+import random
+import selectors
+import signal
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import capture as cap
+from . import procs, tcpstate
+from .waiting import WaitTimeout, wait_until
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    summary: str
+    evidence: str = ""
+    artifacts: list = field(default_factory=list)
+
+
+@dataclass
+class Check:
+    name: str
+    title: str
+    run: object
+    capture: bool = True
+
+
+CHECKS = []
+
+
+def check(name, title, capture=True):
+    def register(fn):
+        CHECKS.append(Check(name, title, fn, capture))
+        return fn
+    return register
+
+
+def by_name(names):
+    known = {c.name: c for c in CHECKS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise KeyError(f"unknown check {', '.join(unknown)} "
+                       f"(checks: {', '.join(known)})")
+    return [known[n] for n in names]
+
+
+class Context:
+    """What a check works with: the host, the running server, a folder."""
+
+    def __init__(self, host, server, workdir):
+        self.host = host
+        self.server = server
+        self.port = server.port
+        self.workdir = Path(workdir)
+
+    def connect(self, timeout=5.0):
+        return self.host.connect(self.port, timeout=timeout)
+
+    def evidence(self):
+        s = self.server
+        return (f"process table:\n{s.ps()}\nTCP sockets on port {self.port}:\n"
+                f"{s.sockets()}\ndescriptors of pid {s.pid}:\n{s.fd_table()}")
+
+    def served(self, data=b"still serving?\n"):
+        """A new connection gets its echo: the server is alive and serving."""
+        if not self.server.alive():
+            return False
+        try:
+            with self.connect() as sock:
+                sock.sendall(data)
+                return recv_exactly(sock, len(data)) == data
+        except OSError:
+            return False
+
+
+# --- small client tools ------------------------------------------------------
+
+def recv_exactly(sock, n):
+    got = bytearray()
+    while len(got) < n:
+        chunk = sock.recv(min(65536, n - len(got)))
+        if not chunk:
+            break
+        got += chunk
+    return bytes(got)
+
+
+def payload(size, seed):
+    """Deterministic bytes with NULs in them."""
+    data = bytearray(random.Random(seed).randbytes(size))
+    data[::97] = bytes(len(data[::97]))
+    return bytes(data)
+
+
+def digest(data):
+    return f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def reset(sock):
+    """Close with SO_LINGER 0: RST instead of FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def echo_through(ctx, data):
+    """Send data while reading its echo (a sender thread, so a large
+    payload cannot deadlock on full buffers); returns what came back."""
+    sock = ctx.connect(timeout=20.0)
+    sender = threading.Thread(target=sock.sendall, args=(data,))
+    sender.start()
+    try:
+        return recv_exactly(sock, len(data))
+    finally:
+        sender.join(20.0)
+        sock.close()
+
+
+def new_children(ctx, before):
+    """Children of the server that were not there before (pids)."""
+    return [c for c in ctx.server.children() if c.pid not in before]
+
+
+def wait_exited(ctx, pids, what):
+    wait_until(lambda: all(procs.state(p) in (None, "Z") for p in pids), 5.0,
+               what, seen=ctx.server.ps)
+
+
+# --- echo correctness -----------------------------------------------------------
+
+@check("binary-echo", "byte-exact echo of binary data with NULs, and of 8 MB")
+def binary_echo(ctx):
+    for size in (1, 4096, 65537, 8 << 20):
+        data = payload(size, size)
+        back = echo_through(ctx, data)
+        if back != data:
+            first = next((i for i, (a, b) in enumerate(zip(data, back)) if a != b),
+                         min(len(data), len(back)))
+            return Verdict(False, f"{size}-byte payload: sent {digest(data)}, got "
+                                  f"{digest(back)}; first difference at byte {first}",
+                           ctx.evidence())
+    return Verdict(True, "1 B, 4 KiB, 64 KiB+1 and 8 MiB came back byte for byte")
+
+
+@check("concurrent-clients", "100 concurrent clients with distinct payloads get "
+                             "only their own bytes back")
+def concurrent_clients(ctx, clients=100, size=20000):
+    sel = selectors.DefaultSelector()
+    state = {}
+    for i in range(clients):
+        sock = ctx.connect()
+        sock.setblocking(False)
+        data = payload(size, 1000 + i)
+        state[sock] = {"id": i, "out": memoryview(data), "want": data, "got": bytearray()}
+        sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    try:
+        def progress():
+            for key, events in sel.select(timeout=0.05):
+                st = state[key.fileobj]
+                if events & selectors.EVENT_WRITE and st["out"]:
+                    try:
+                        n = key.fileobj.send(st["out"][:65536])
+                        st["out"] = st["out"][n:]
+                    except BlockingIOError:
+                        pass
+                    if not st["out"]:
+                        sel.modify(key.fileobj, selectors.EVENT_READ)
+                if events & selectors.EVENT_READ:
+                    chunk = key.fileobj.recv(65536)
+                    if not chunk:
+                        sel.unregister(key.fileobj)
+                    st["got"] += chunk
+            return all(len(st["got"]) >= size for st in state.values())
+        try:
+            wait_until(progress, 30.0, f"{clients} clients to get their echoes",
+                       first_interval=0, max_interval=0)
+        except WaitTimeout:
+            pass
+        wrong = [st["id"] for st in state.values() if bytes(st["got"]) != st["want"]]
+    finally:
+        for sock in state:
+            sock.close()
+        sel.close()
+    if wrong:
+        st = next(s for s in state.values() if s["id"] == wrong[0])
+        return Verdict(False, f"{len(wrong)} of {clients} clients got wrong bytes; client "
+                              f"{wrong[0]} got {digest(bytes(st['got']))}, "
+                              f"expected {digest(st['want'])}", ctx.evidence())
+    return Verdict(True, f"{clients} clients x {size} bytes, each got exactly its own")
+
+
+@check("half-close", "after shutdown(SHUT_WR) the whole tail comes back, then EOF")
+def half_close(ctx):
+    data = payload(300000, 3)
+    sock = ctx.connect(timeout=3.0)
+    sender = threading.Thread(target=lambda: (sock.sendall(data),
+                                              sock.shutdown(socket.SHUT_WR)))
+    sender.start()
+    back = bytearray()
+    try:
+        while chunk := sock.recv(65536):
+            back += chunk
+    except OSError as e:
+        sender.join(5.0)
+        evidence = ctx.evidence()
+        sock.close()
+        if bytes(back) == data:
+            return Verdict(False, f"the whole echo came back but no EOF followed within "
+                                  f"3 s ({type(e).__name__}): the server never closed its "
+                                  f"end (a process still holds the socket?)", evidence)
+        return Verdict(False, f"reading after the half-close: {e}; got "
+                              f"{digest(bytes(back))} of {digest(data)}", evidence)
+    sender.join(5.0)
+    sock.close()
+    if bytes(back) != data:
+        return Verdict(False, f"half-close: sent {digest(data)}, got {digest(bytes(back))} "
+                              f"before EOF", ctx.evidence())
+    return Verdict(True, f"{len(data)} bytes then EOF after SHUT_WR")
+
+
+# --- resets -----------------------------------------------------------------------
+
+@check("early-rst", "a connection reset before accept() is survived")
+def early_rst(ctx):
+    holders = listener_holders(ctx)
+    for pid in holders:
+        procs_stop(pid)
+    try:
+        doomed = ctx.connect()
+        reset(doomed)
+    finally:
+        for pid in holders:
+            procs_cont(pid)
+    if not ctx.served():
+        return Verdict(False, "after a connection was reset in its accept queue the "
+                              "server no longer serves", ctx.evidence())
+    return Verdict(True, "reset in the accept queue; the next connection was served")
+
+
+@check("rst-mid-session", "a RST in the middle of a transfer ends only that session")
+def rst_mid_session(ctx):
+    bystander = ctx.connect()
+    bystander.sendall(b"before\n")
+    if recv_exactly(bystander, 7) != b"before\n":
+        return Verdict(False, "no echo before the reset", ctx.evidence())
+    victim = ctx.connect()
+    victim.setblocking(False)
+    sent = 0
+    try:
+        while sent < 1 << 20:
+            sent += victim.send(payload(65536, sent)[: (1 << 20) - sent])
+    except BlockingIOError:
+        pass
+    reset(victim)
+    bystander.sendall(b"after\n")
+    answer = recv_exactly(bystander, 6)
+    bystander.close()
+    if answer != b"after\n":
+        return Verdict(False, f"the other session got {answer!r} after the reset",
+                       ctx.evidence())
+    if not ctx.served():
+        return Verdict(False, "the server stopped serving after a RST mid-transfer",
+                       ctx.evidence())
+    return Verdict(True, f"RST after {sent} bytes; the other session and new ones go on")
+
+
+@check("dead-peer-write", "a client that makes the server write to a dead peer "
+                          "does not kill the server")
+def dead_peer_write(ctx):
+    before = {c.pid for c in ctx.server.children()}
+    sock = ctx.connect()
+    victim = sock.getsockname()
+    sock.setblocking(False)
+    try:
+        for i in range(64):
+            sock.send(payload(65536, i))
+    except BlockingIOError:
+        pass
+    sock.close()  # unread echo in our buffer: close sends RST
+    kids = [c.pid for c in new_children(ctx, before)]
+    wait_until(lambda: not tcpstate.find(ctx.host.outer_pid, remote=victim,
+                                         with_inode=True),
+               5.0, "the server to let go of the reset connection",
+               seen=lambda: tcpstate.table(ctx.host.outer_pid, ctx.port))
+    if kids:
+        wait_exited(ctx, kids, "the session's process to end after the reset")
+    if not ctx.served():
+        return Verdict(False, "the server died or stopped serving after writing to a "
+                              "reset connection (SIGPIPE?)", ctx.evidence())
+    return Verdict(True, "the server wrote into a reset connection and still serves")
+
+
+# --- processes and descriptors -------------------------------------------------
+
+def close_together(ctx, stop_server):
+    before = {c.pid for c in ctx.server.children()}
+    socks = [ctx.connect() for _ in range(5)]
+    for i, s in enumerate(socks):
+        s.sendall(b"%d\n" % i)
+        recv_exactly(s, 2)
+    kids = [c.pid for c in new_children(ctx, before)]
+    if stop_server:
+        ctx.server.stop()
+    for s in socks:
+        s.close()
+    if kids:
+        wait_exited(ctx, kids, f"the {len(kids)} serving processes to exit")
+    if stop_server:
+        ctx.server.cont()
+    ctx.server.wait_idle()
+    zombies = ctx.server.zombies()
+    if zombies:
+        return Verdict(False, f"{len(zombies)} zombie children after 5 clients closed "
+                              f"together{' (one SIGCHLD for all)' if stop_server else ''}: "
+                              f"the SIGCHLD handler does not reap every exited child",
+                       ctx.evidence())
+    kind = f"{len(kids)} children exited" if kids else "no child processes"
+    return Verdict(True, f"{kind}, 0 zombies")
+
+
+@check("zombies", "no zombies after 5 clients close together")
+def zombies(ctx):
+    return close_together(ctx, stop_server=False)
+
+
+@check("lost-sigchld", "no zombies when 5 exits raise one SIGCHLD (server stopped "
+                       "while its children exit)")
+def lost_sigchld(ctx):
+    return close_together(ctx, stop_server=True)
+
+
+def sessions_in_turn(ctx, count):
+    for i in range(count):
+        with ctx.connect() as sock:
+            sock.sendall(b"ping\n")
+            recv_exactly(sock, 5)
+
+
+@check("close-wait", "no socket left in CLOSE_WAIT after the clients close")
+def close_wait(ctx):
+    sessions_in_turn(ctx, 3)
+    try:
+        wait_until(lambda: not tcpstate.in_state(ctx.host.outer_pid, "CLOSE_WAIT", ctx.port),
+                   2.0, "the server to close its end of every closed connection")
+    except WaitTimeout:
+        stuck = tcpstate.in_state(ctx.host.outer_pid, "CLOSE_WAIT", ctx.port)
+        holders = {p for s in stuck for p in procs.socket_holders(
+            s.inode, procs.pids_in_netns(ctx.host.netns_inode))}
+        return Verdict(False, f"{len(stuck)} sockets stay in CLOSE_WAIT after their "
+                              f"clients closed, held by pid {sorted(holders)}: a process "
+                              f"keeps the accepted socket open (the parent forgets to "
+                              f"close connfd?)", ctx.evidence())
+    return Verdict(True, "3 sessions closed, no CLOSE_WAIT left")
+
+
+@check("descriptors", "the server's descriptor count does not grow per connection")
+def descriptors(ctx):
+    baseline = ctx.server.fd_count()
+    sessions_in_turn(ctx, 5)
+    try:
+        wait_until(lambda: ctx.server.fd_count() <= baseline, 2.0,
+                   "the descriptor count to return to its baseline")
+    except WaitTimeout:
+        grown = ctx.server.fd_count() - baseline
+        return Verdict(False, f"pid {ctx.server.pid} holds {grown} more descriptors "
+                              f"after 5 closed connections ({baseline} -> "
+                              f"{baseline + grown}): one leaked per connection",
+                       ctx.evidence())
+    return Verdict(True, f"{baseline} descriptors before and after 5 connections")
+
+
+@check("eintr", "children exiting while the server waits in accept(): it keeps serving")
+def eintr(ctx):
+    before = {c.pid for c in ctx.server.children()}
+    socks = [ctx.connect() for _ in range(20)]
+    for s in socks:
+        s.sendall(b"x")
+        recv_exactly(s, 1)
+    kids = [c.pid for c in new_children(ctx, before)]
+    for s in socks:
+        s.close()
+    if kids:
+        wait_exited(ctx, kids, "20 serving processes to exit")
+    ctx.server.wait_idle()
+    if not ctx.served():
+        return Verdict(False, "after 20 children exited during its wait the server "
+                              "no longer serves (EINTR not handled?)", ctx.evidence())
+    return Verdict(True, f"{len(kids)} children exited during the wait; still serving")
+
+
+@check("churn", "2,000 connect-and-close cycles (at most 20 s) leave no zombie, "
+                "descriptor, thread or CLOSE_WAIT behind", capture=False)
+def churn(ctx, cycles=2000, seconds=20.0):
+    server = ctx.server
+    fds, threads = server.fd_count(), server.thread_count()
+    before = {c.pid for c in server.children()}
+
+    def loop():
+        # Bounded in count and in time: a server with a tiny listen backlog
+        # (socat's is 5) makes the kernel drop SYNs, each retried after 1 s.
+        deadline = time.monotonic() + seconds
+        done = 0
+        while done < cycles and time.monotonic() < deadline:
+            s = socket.socket()
+            s.settimeout(5.0)
+            s.connect(("127.0.0.1", ctx.port))
+            s.close()
+            done += 1
+        return done
+    wanted = cycles
+    cycles = ctx.host.in_netns(loop)
+    bound = (f" ({cycles} of {wanted} within the {seconds:g} s bound: slow accepts, "
+             f"a small listen backlog?)" if cycles < wanted else "")
+
+    def settled():
+        extra = [c for c in server.children() if c.pid not in before]
+        return (not extra and server.fd_count() <= fds
+                and server.thread_count() <= threads
+                and not tcpstate.in_state(ctx.host.outer_pid, "CLOSE_WAIT", ctx.port))
+    try:
+        wait_until(settled, 10.0, "the server to settle after the churn")
+    except WaitTimeout:
+        extra = [c for c in server.children() if c.pid not in before]
+        z = [c for c in extra if c.state == "Z"]
+        cw = tcpstate.in_state(ctx.host.outer_pid, "CLOSE_WAIT", ctx.port)
+        return Verdict(False, f"after {cycles} cycles: {len(z)} zombies, "
+                              f"{len(extra) - len(z)} live extra children, descriptors "
+                              f"{fds} -> {server.fd_count()}, threads {threads} -> "
+                              f"{server.thread_count()}, {len(cw)} CLOSE_WAIT",
+                       ctx.evidence())
+    if not ctx.served():
+        return Verdict(False, f"the server stopped serving after {cycles} cycles",
+                       ctx.evidence())
+    return Verdict(True, f"{cycles} cycles; children, descriptors ({fds}), threads "
+                         f"({threads}) back to baseline, no CLOSE_WAIT{bound}")
+
+
+@check("slow-consumer", "a client that never reads does not stall the others")
+def slow_consumer(ctx):
+    hog = ctx.connect()
+    hog.setblocking(False)
+    pushed = 0
+    try:
+        while pushed < 64 << 20:  # until both directions' buffers are full
+            pushed += hog.send(payload(65536, 9))
+    except BlockingIOError:
+        pass
+    try:
+        with ctx.connect(timeout=5.0) as other:
+            other.sendall(b"am I stalled?\n")
+            answer = recv_exactly(other, 14)
+    except OSError as e:
+        answer = repr(e).encode()
+    hog.close()
+    if answer != b"am I stalled?\n":
+        return Verdict(False, f"with one client not reading ({pushed} bytes pushed), "
+                              f"another got {answer!r}", ctx.evidence())
+    return Verdict(True, f"a client sat on {pushed} unread bytes; another was served")
+
+
+# --- helpers on processes ----------------------------------------------------
+
+def listener_holders(ctx):
+    """Every process holding the listening socket (a pre-forked pool's
+    workers accept too)."""
+    pids = set()
+    for s in tcpstate.in_state(ctx.host.outer_pid, "LISTEN", ctx.port):
+        pids |= set(procs.socket_holders(s.inode,
+                                         procs.pids_in_netns(ctx.host.netns_inode)))
+    return sorted(pids)
+
+
+def procs_stop(pid):
+    os.kill(pid, signal.SIGSTOP)
+    wait_until(lambda: procs.state(pid) in ("T", None), 5.0, f"pid {pid} to stop")
+
+
+def procs_cont(pid):
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+
+
+# --- running them ---------------------------------------------------------------
+
+def run_check(chk, host, make_server, workdir):
+    """Run one check on a fresh server made by make_server(host); the
+    verdict carries the artifacts (pcap, outputs) left in workdir."""
+    workdir = Path(workdir)
+    pcap = workdir / f"{chk.name}.pcap"
+    capturer = cap.Capture(host, pcap).start() if chk.capture else None
+    server = make_server(host)
+    try:
+        server.start()
+        verdict = chk.run(Context(host, server, workdir))
+        if verdict.passed and not server.alive():
+            verdict = Verdict(False, "the server died during the check",
+                              f"stderr:\n{server.proc.stderr()}")
+    except (WaitTimeout, OSError, AssertionError) as e:
+        verdict = Verdict(False, f"{type(e).__name__}: {e}".splitlines()[0],
+                          str(e) + ("\n" + Context(host, server, workdir).evidence()
+                                    if server.pid else ""))
+    finally:
+        server.terminate(check=False)
+        if capturer:
+            capturer.stop()
+    verdict.artifacts = [workdir]
+    return verdict
+
+
+class NotAServer(Exception):
+    """The command does not start, or does not listen where it was said to."""
+
+
+def preflight(make_server, workdir):
+    """Start the server once on a scratch host: a command that cannot start
+    or never listens on its port is a usage error, not 13 failed checks."""
+    from .host import Host, HostError
+    from .server import ServerCrashed
+    with Host("preflight", workdir) as host:
+        server = make_server(host)
+        try:
+            server.start()
+        except HostError as e:
+            raise NotAServer(str(e)) from None
+        except (ServerCrashed, WaitTimeout) as e:
+            listening = sorted({s.local[1] for s in
+                                tcpstate.in_state(host.outer_pid, "LISTEN")})
+            where = (f"it listens on {', '.join(map(str, listening))}" if listening
+                     else "it listens on no TCP port")
+            first = str(e).splitlines()[0]
+            raise NotAServer(f"{first} ({where})") from None
+        finally:
+            server.terminate(check=False)
+
+
+def run_against(make_server, describe, root, chosen=None, out=None):
+    """Run the checks (all, or `chosen`) each on a fresh host, printing one
+    line per check and, for failures, the evidence. Returns the failures."""
+    import sys
+    from .host import Host
+    out = out or sys.stdout
+    chosen = chosen or CHECKS
+    print(f"faultline check: {describe}; {len(chosen)} checks, each on a fresh host",
+          file=out)
+    failures = []
+    for chk in chosen:
+        workdir = Path(root) / chk.name
+        with Host(chk.name, workdir) as host:
+            verdict = run_check(chk, host, make_server, workdir)
+        mark = "pass" if verdict.passed else "FAIL"
+        print(f"  {mark}  {chk.name:<19}{verdict.summary}", file=out, flush=True)
+        if not verdict.passed:
+            failures.append((chk, verdict))
+            for line in verdict.evidence.splitlines():
+                print(f"        {line}", file=out)
+            print(f"        artifacts: {workdir}/", file=out)
+    print(f"{len(chosen)} checks: {len(chosen) - len(failures)} passed, "
+          f"{len(failures)} failed", file=out)
+    return failures

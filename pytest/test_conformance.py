@@ -1,0 +1,34 @@
+"""The conformance suite: every check that holds for any sound echo server
+(harness/checks.py), against every echod concurrency model. A failure
+prints what the check saw: the process table, the sockets, descriptors.
+
+poll and epoll run with --sigpipe ignore: in a single-process server a
+SIGPIPE at its default disposition kills every session at once (that
+lesson has its own test in test_sigpipe.py). prefork runs with a pool
+larger than the 100 concurrent clients of concurrent-clients: a pool of
+blocking workers serves as many sessions at once as it has workers.
+"""
+
+import pytest
+
+from harness import checks
+from harness.echod import Echod
+
+pytestmark = pytest.mark.conformance
+
+MODELS = {
+    "fork": [],
+    "thread": [],
+    "prefork": ["--workers", "128"],
+    "poll": ["--sigpipe", "ignore"],
+    "epoll": ["--sigpipe", "ignore"],
+}
+
+
+@pytest.mark.parametrize("chk", checks.CHECKS, ids=[c.name for c in checks.CHECKS])
+@pytest.mark.parametrize("model", MODELS)
+def test_model_conforms(host, artifact_dir, model, chk):
+    verdict = checks.run_check(
+        chk, host, lambda h: Echod(h, model=model, args=MODELS[model]), artifact_dir)
+    assert verdict.passed, (f"--model {model}: {chk.title}: {verdict.summary}\n"
+                            f"{verdict.evidence}")
