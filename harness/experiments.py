@@ -200,7 +200,9 @@ def sigpipe_client(host, disposition="default"):
         faults.kill_serving(host, client_end(host, server.port).local)
         wait_until(lambda: tcpstate.in_state(host.outer_pid, "CLOSE_WAIT", server.port),
                    5.0, "CLOSE_WAIT on the client")
-        client.stdin.write(b"second\n")
+        # 2,100 one-byte writes: room for a RST the kernel defers to
+        # ksoftirqd on a loaded machine to land before the last of them.
+        client.stdin.write(b"second-" * 300 + b"\n")
         client.stdin.flush()
         status = client.wait(5.0)
     expected = -signal.SIGPIPE if disposition == "default" else 6
@@ -308,7 +310,9 @@ def sighup_reload(host):
 def sigterm_drain(host):
     """SIGTERM with a session open: the listener closes first, the session
     echoes the line already in its receive queue, the server exits 0."""
-    server = Echod(host, faults=["delay=300ms@before_read,nth=2"]).start()
+    # The child sleeps 1 s before its second read: ample time, even on a
+    # loaded machine, to see the last line wait in its queue and send SIGTERM.
+    server = Echod(host, faults=["delay=1s@before_read,nth=2"]).start()
     try:
         sock = host.connect(server.port)
         sock.sendall(b"first\n")

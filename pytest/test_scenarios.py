@@ -1,0 +1,53 @@
+"""Every scenario file in fixtures/scenarios, run by the same engine as
+`./faultline run`, so a scenario and its test cannot drift apart. Each
+carries its phenomenon's marker (`pytest -m premature` runs its files)."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from harness import scenario
+
+FILES = scenario.all_scenarios()
+
+
+def _param(path):
+    marker = scenario.load(path).get("marker")
+    marks = [getattr(pytest.mark, marker)] if marker else []
+    return pytest.param(path, id=path.stem, marks=[pytest.mark.scenario, *marks])
+
+
+@pytest.mark.parametrize("path", [_param(p) for p in FILES])
+def test_scenario(host, artifact_dir, path):
+    host.close()  # a scenario makes its own host
+    result = scenario.run(path, artifact_dir / "run")
+    assert result.passed, result.report() + "\n\n" + "\n\n".join(result.failures)
+
+
+def test_there_is_a_scenario_for_every_seed_experiment():
+    sources = {scenario.load(p).get("source", "") for p in FILES}
+    for needed in ("UNP 5.9", "UNP 5.10", "UNP 5.12", "UNP 5.13", "UNP 6.4",
+                   "UC3M ex. 5", "FreeBSD 7.7", "SIGTERM", "SO_LINGER 0"):
+        assert needed in sources, f"no scenario file for {needed}: {sorted(sources)}"
+
+
+@pytest.mark.pcap
+def test_a_scenario_pcap_opens_in_tshark(artifact_dir):
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed (ci/install-deps installs it)")
+    path = scenario.SCENARIO_DIR / "unp-5.10-no-reaper.toml"
+    result = scenario.run(path, artifact_dir / "run")
+    assert result.passed, result.report()
+    shown = subprocess.run(["tshark", "-r", str(artifact_dir / "run" / f"{path.stem}.pcap"),
+                            "-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0"],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert len(shown.stdout.splitlines()) == 5, shown.stdout
+
+
+def test_every_step_and_expectation_is_documented():
+    text = (scenario.paths.REPO / "docs" / "SCENARIOS.md").read_text()
+    missing = [f"`{name}`" for name in [*scenario.STEPS, *scenario.EXPECTATIONS]
+               if f"`{name}`" not in text and f"`{name} =" not in text]
+    assert not missing, f"docs/SCENARIOS.md does not describe {', '.join(missing)}"
