@@ -134,6 +134,11 @@ int accept_connection(int listenfd, long *conn, const sigset_t *wait_mask)
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
             errno == ECONNABORTED || errno == EPROTO)
             return -1;
+        /* EINVAL: the listener is no longer listening: a prefork master
+         * shut it down at SIGTERM, and the SIGTERM that ends this loop
+         * is on its way. */
+        if (errno == EINVAL)
+            return -1;
         log_error("accept_error", "accept", errno);
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             accept_backoff(wait_mask);

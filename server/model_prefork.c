@@ -355,6 +355,13 @@ int serve_prefork(int listenfd, struct echod_options *opt, const sigset_t *wait_
             die_errno("ppoll", "signals");
     }
 
+    /* Every worker holds a copy of the listener, and a busy one keeps it
+     * until its session ends. shutdown(SHUT_RD) on a listening socket ends
+     * the listen itself, for all who share it: new connects are refused at
+     * once, and the workers' accept() fails with EINVAL (dispatch.c). */
+    children_signal_all(SIGTERM);
+    if (shutdown(listenfd, SHUT_RD) < 0)
+        log_error("drain_error", "shutdown(listener)", errno);
     close(listenfd);
     event_begin(&ev, "stop");
     event_int(&ev, "connections", __atomic_load_n(&pool->conns, __ATOMIC_SEQ_CST));

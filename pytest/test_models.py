@@ -1,0 +1,164 @@
+"""What each concurrency model must keep beyond the conformance checks:
+the SIGTERM drain, SIGHUP reload and fault hooks in every model; the
+pre-forked pool's reaping and respawning; bounded memory and no
+FD_SETSIZE limit in the event loops."""
+
+import signal
+
+import pytest
+
+from harness import faults, procs, tcpstate
+from harness.echod import Echod
+from harness.waiting import wait_until
+
+pytestmark = pytest.mark.models
+
+MODELS = ["fork", "thread", "prefork", "poll", "epoll"]
+
+
+def echo(sock, data=b"ping\n"):
+    sock.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+@pytest.mark.shutdown
+@pytest.mark.parametrize("model", MODELS)
+def test_sigterm_drains_the_line_in_flight_in_every_model(host, model):
+    # In the single-process models the delay holds every session: that is
+    # their semantics; the line still waits unread when SIGTERM comes.
+    server = Echod(host, model=model, faults=["delay=1s@before_read,nth=2"]).start()
+    try:
+        sock = host.connect(server.port)
+        assert echo(sock, b"first\n") == b"first\n"
+        sock.sendall(b"last line\n")
+        wait_until(lambda: any(s.rx_queue == 10 for s in
+                               tcpstate.sockets(host.outer_pid, server.port)),
+                   5.0, "the last line to wait unread",
+                   seen=lambda: tcpstate.table(host.outer_pid, server.port))
+        server.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: server.events("stop"), 5.0, "the listener to close")
+        with pytest.raises(ConnectionRefusedError):
+            host.connect(server.port)
+        assert sock.recv(16) == b"last line\n", (
+            f"--model {model}: the line in flight should be echoed")
+        assert sock.recv(16) == b"", "then EOF"
+        assert server.proc.wait(10.0) == 0, server.proc.stderr()
+    finally:
+        server.terminate(check=False)
+
+
+@pytest.mark.reload
+@pytest.mark.parametrize("model", MODELS)
+def test_sighup_reload_limits_new_connections_in_every_model(host, model):
+    with Echod(host, model=model, config="") as server:
+        first = host.connect(server.port)
+        assert echo(first) == b"ping\n"
+        event = server.reload("max_conns = 1\n")
+        assert event["event"] == "reload", event
+        assert echo(first) == b"ping\n", "the open session goes on"
+        second = host.connect(server.port)
+        second.settimeout(5.0)
+        assert second.recv(16) == b"", (
+            f"--model {model}: a second session is over max_conns = 1\n"
+            f"{server.events()[-5:]}")
+
+
+@pytest.mark.rst
+@pytest.mark.parametrize("model", MODELS)
+def test_fault_hooks_fire_in_every_model(host, model):
+    with Echod(host, model=model, faults=["rst@before_close"]) as server:
+        sock = host.connect(server.port)
+        assert echo(sock) == b"ping\n"
+        sock.shutdown(1)  # SHUT_WR: the server sees EOF and closes with a RST
+        with pytest.raises(ConnectionResetError):
+            sock.recv(16)
+        assert [e for e in server.events("fault") if e["action"] == "rst"], (
+            server.events()[-5:])
+
+
+# --- prefork: the master reaps and respawns ----------------------------------
+
+def serving_worker(host, server, sock):
+    pid, = faults.serving_process(host, sock.getsockname())
+    return pid
+
+
+def test_prefork_master_reaps_a_killed_worker_and_replaces_it(host):
+    with Echod(host, model="prefork", args=["--workers", "2"]) as server:
+        sock = host.connect(server.port)
+        assert echo(sock) == b"ping\n"
+        victim = serving_worker(host, server, sock)
+        faults.kill_serving(host, sock.getsockname())
+        exit_event = wait_until(lambda: server.events("worker_exit"), 5.0,
+                                "the master to log the dead worker",
+                                seen=server.ps)[0]
+        assert exit_event.get("signal") == signal.SIGKILL, exit_event
+        wait_until(lambda: server.events("respawn"), 5.0, "a replacement worker",
+                   seen=server.ps)
+        assert procs.state(victim) is None, f"the dead worker was not reaped\n{server.ps()}"
+        assert len([c for c in server.children() if c.state != "Z"]) == 2, server.ps()
+        assert echo(host.connect(server.port)) == b"ping\n"
+
+
+def test_prefork_without_a_reaper_leaves_a_dead_worker_unreplaced(host):
+    with Echod(host, model="prefork", reap="none", args=["--workers", "2"]) as server:
+        sock = host.connect(server.port)
+        assert echo(sock) == b"ping\n"
+        faults.kill_serving(host, sock.getsockname())
+        wait_until(lambda: len(server.zombies()) == 1, 5.0, "the dead worker's zombie",
+                   seen=server.ps)
+        server.wait_idle()
+        assert not server.events("respawn"), server.events()[-5:]
+        assert len([c for c in server.children() if c.state != "Z"]) == 1, server.ps()
+
+
+# --- poll and epoll: bounded memory, no FD_SETSIZE ------------------------------
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.parametrize("model", ["poll", "epoll"])
+def test_event_loop_memory_stays_bounded_under_a_client_that_never_reads(host, model):
+    with Echod(host, model=model, args=["--sigpipe", "ignore"]) as server:
+        before = rss_kib(server.pid)
+        hog = host.connect(server.port)
+        hog.setblocking(False)
+        pushed = 0
+        try:
+            while pushed < 64 << 20:
+                pushed += hog.send(b"x" * 65536)
+        except BlockingIOError:
+            pass
+        grown = rss_kib(server.pid) - before
+        assert grown < 1024, (
+            f"--model {model}: RSS grew {grown} KiB while a client pushed {pushed} "
+            f"bytes and read none")
+        other = host.connect(server.port)
+        assert echo(other) == b"ping\n", "another client must not stall"
+        hog.close()
+
+
+@pytest.mark.parametrize("model", ["poll", "epoll"])
+def test_event_loop_serves_more_connections_than_fd_setsize(host, model):
+    count = 1200  # FD_SETSIZE is 1024
+    with Echod(host, model=model, args=["--sigpipe", "ignore"]) as server:
+        socks = [host.connect(server.port) for _ in range(count)]
+        try:
+            for s in socks:
+                s.sendall(b"!")
+            answered = sum(s.recv(1) == b"!" for s in socks)
+        finally:
+            for s in socks:
+                s.close()
+        assert answered == count, f"--model {model}: {answered} of {count} echoed"
