@@ -220,12 +220,17 @@ static enum write_result do_write(struct conn *c)
 
 /* After a step: end the session when it has nothing left to do. A draining
  * connection that has echoed everything looks once more for data that
- * already arrived (a non-blocking read) before it ends. */
+ * already arrived (a non-blocking read) before it ends; a read a drop fault
+ * discarded leaves nothing to echo, so it looks again (bounded: each look
+ * consumes data, meets EAGAIN, or ends the session). */
 static bool settle(struct conn *c)
 {
-    if (!ended(c) && (c->flags & CONN_DRAINING) && c->len == 0 &&
-        !(c->flags & (CONN_READ_DONE | CONN_PEER_EOF)))
+    for (int looks = 0; looks < 64; looks++) {
+        if (ended(c) || !(c->flags & CONN_DRAINING) || c->len != 0 ||
+            (c->flags & (CONN_READ_DONE | CONN_PEER_EOF)))
+            break;
         do_read(c);
+    }
     if (!ended(c) && c->len == 0 && (c->flags & CONN_PEER_EOF))
         end_session(c, "eof", 0);
     if (!ended(c) && c->len == 0 && (c->flags & CONN_READ_DONE))
@@ -309,10 +314,16 @@ enum conn_accept_status conn_accept(int listenfd, const struct echod_options *op
     struct conn *c;
     int connfd, flags;
 
-    connfd = accept_connection(listenfd, nconn, wait_mask);
+    connfd = accept_connection(listenfd, nconn);
+    if (connfd == ACCEPT_BACK_OFF) {
+        /* Out of descriptors: every session stalls for the back-off, the
+         * price of one thread; better than spinning on the listener. */
+        accept_backoff(wait_mask);
+        return CONN_ACCEPT_DONE;
+    }
     if (connfd < 0) {
         /* Aborted before we took it, or a signal: others may be waiting.
-         * EAGAIN, or out of descriptors (after a back-off): wait again. */
+         * EAGAIN: wait again. */
         if (errno == ECONNABORTED || errno == EPROTO || errno == EINTR)
             return CONN_ACCEPT_NEXT;
         return CONN_ACCEPT_DONE;

@@ -50,9 +50,7 @@ void log_conn(const char *name, long conn, const char *key, long long value)
     event_emit(&ev);
 }
 
-/* Out of descriptors or memory: wait a little instead of spinning on a
- * listener that stays readable. Terminating signals still cut it short. */
-static void accept_backoff(const sigset_t *wait_mask)
+void accept_backoff(const sigset_t *wait_mask)
 {
     struct timespec pause = { 0, 100 * 1000 * 1000 };
     ppoll(NULL, 0, &pause, wait_mask);
@@ -120,31 +118,42 @@ bool over_limit(const struct echod_options *opt, long conn, int connfd)
     return over_limit_count(opt, conn, connfd, live);
 }
 
-int accept_connection(int listenfd, long *conn, const sigset_t *wait_mask)
+int accept_connection(int listenfd, long *conn)
 {
     struct sockaddr_storage peer;
     socklen_t peerlen = sizeof peer;
     int connfd = accept4(listenfd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC);
 
     if (connfd < 0) {
+        switch (errno) {
         /* The listener is non-blocking: EAGAIN when another wake-up (or
          * another worker) took the connection; ECONNABORTED/EPROTO when the
          * client reset it before we got here (UNP 5.11); EINTR from a
-         * signal. None of them concerns the server. */
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
-            errno == ECONNABORTED || errno == EPROTO)
-            return -1;
-        /* EINVAL: the listener is no longer listening: a prefork master
-         * shut it down at SIGTERM, and the SIGTERM that ends this loop
-         * is on its way. */
-        if (errno == EINVAL)
-            return -1;
-        log_error("accept_error", "accept", errno);
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            accept_backoff(wait_mask);
-            return -1;
+         * signal; and the network errors accept(2) says to treat like
+         * EAGAIN. None of them concerns the server. */
+        case EAGAIN: case ECONNABORTED: case EPROTO: case EINTR:
+        case ENETDOWN: case ENOPROTOOPT: case EHOSTDOWN: case ENONET:
+        case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+            return ACCEPT_NOTHING;
+        /* The listener is no longer listening: a prefork master shut it
+         * down at SIGTERM, and the SIGTERM that ends this loop is coming. */
+        case EINVAL:
+            return ACCEPT_NOTHING;
+        /* A firewall or security module refused this one connection. */
+        case EPERM: case EACCES:
+            log_error("accept_error", "accept", errno);
+            return ACCEPT_NOTHING;
+        /* Out of descriptors or memory: the caller waits a little rather
+         * than spin on a listener that stays readable. */
+        case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
+            log_error("accept_error", "accept", errno);
+            return ACCEPT_BACK_OFF;
+        default:
+            die_errno("accept", "listening socket");
         }
-        die_errno("accept", "listening socket");
     }
     ++*conn;
     log_accept(*conn, (struct sockaddr *)&peer, peerlen);
@@ -163,7 +172,11 @@ int next_connection(int listenfd, struct echod_options *opt, long *conn,
             return -1;
         die_errno("ppoll", "listening socket");
     }
-    return accept_connection(listenfd, conn, wait_mask);
+    int connfd = accept_connection(listenfd, conn);
+
+    if (connfd == ACCEPT_BACK_OFF)
+        accept_backoff(wait_mask);
+    return connfd;
 }
 
 struct timespec deadline_after(long ms)

@@ -101,9 +101,14 @@ void log_accept(long conn, const struct sockaddr *peer, socklen_t len);
 void log_error(const char *event, const char *call, int errnum);
 void log_conn(const char *event, long conn, const char *key, long long value);
 /* accept4() on the non-blocking listener with the shared error policy:
- * returns the connection (close-on-exec) numbered ++*conn and logged, or -1
- * when there is nothing to serve this time (the caller waits again). */
-int accept_connection(int listenfd, long *conn, const sigset_t *wait_mask);
+ * returns the connection (close-on-exec) numbered ++*conn and logged, or
+ * ACCEPT_NOTHING when there is nothing to serve this time (wait again), or
+ * ACCEPT_BACK_OFF when out of descriptors or memory: the caller should
+ * accept_backoff() (never while holding a lock others wait on). */
+enum { ACCEPT_NOTHING = -1, ACCEPT_BACK_OFF = -2 };
+int accept_connection(int listenfd, long *conn);
+/* Wait 100 ms, or less if a terminating signal comes. */
+void accept_backoff(const sigset_t *wait_mask);
 /* At the max_conns limit (counting live children): log "refused", close
  * connfd, return true. Fork and prefork count processes; other models
  * pass their own live count through over_limit_count(). */

@@ -72,11 +72,28 @@ static pid_t fork_child(int listenfd, int connfd, long conn)
     return pid;
 }
 
+/* Wait until the child table is empty or the deadline passes. SIGCHLD
+ * stays blocked except inside ppoll(), which unblocks it atomically (it is
+ * not in wait_mask): a child reaped between reading the count and going to
+ * sleep would otherwise leave us asleep until the deadline. Call with
+ * SIGCHLD blocked. */
+static bool wait_children(struct timespec deadline, const sigset_t *wait_mask)
+{
+    struct timespec left;
+
+    while (children_count() > 0) {
+        if (!time_left(&deadline, &left))
+            return false;
+        ppoll(NULL, 0, &left, wait_mask);
+    }
+    return true;
+}
+
 /* SIGTERM: the listener is already closed. Ask the sessions to finish what
- * they have read, give them drain_ms, then end the stragglers. */
+ * they have read, give them drain_ms, then end the stragglers and wait
+ * (a bounded second) until the reaper has seen them go. */
 static void drain(const struct echod_options *opt, const sigset_t *wait_mask)
 {
-    struct timespec deadline, left;
     sigset_t chld, old;
     struct event ev;
 
@@ -84,27 +101,19 @@ static void drain(const struct echod_options *opt, const sigset_t *wait_mask)
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_BLOCK, &chld, &old);
     children_signal_all(SIGTERM);
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    if (opt->reap != REAP_WAITPID)
-        return; /* the faulty reapers cannot tell when their children are done */
-
-    deadline = deadline_after(opt->drain_ms);
-    for (;;) {
-        sigprocmask(SIG_BLOCK, &chld, &old);
-        size_t live = children_count();
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        if (live == 0)
-            return;
-        if (!time_left(&deadline, &left))
-            break;
-        /* SIGCHLD (never blocked here) ends the wait early. */
-        ppoll(NULL, 0, &left, wait_mask);
+    /* The faulty reapers cannot tell when their children are done. */
+    if (opt->reap == REAP_WAITPID &&
+        !wait_children(deadline_after(opt->drain_ms), wait_mask)) {
+        event_begin(&ev, "drain_timeout");
+        event_int(&ev, "live", (long long)children_count());
+        event_emit(&ev);
+        children_signal_all(SIGKILL);
+        wait_children(deadline_after(1000), wait_mask);
     }
-    event_begin(&ev, "drain_timeout");
-    event_int(&ev, "live", (long long)children_count());
-    event_emit(&ev);
-    sigprocmask(SIG_BLOCK, &chld, &old);
-    children_signal_all(SIGKILL);
+    /* Reap what this strategy would reap, with the handler held off so the
+     * two never edit the child table at once; the faulty ones leave theirs. */
+    if (opt->reap == REAP_WAITPID)
+        reap_exited_children();
     sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -147,8 +156,5 @@ int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
     event_int(&ev, "connections", conn);
     event_emit(&ev);
     drain(opt, wait_mask);
-    /* Reap what this strategy would reap; the faulty ones leave theirs. */
-    if (opt->reap == REAP_WAITPID)
-        reap_exited_children();
     return 0;
 }

@@ -147,7 +147,7 @@ static int take_connection(int listenfd, int index, struct echod_options *opt,
     int connfd;
 
     pool_lock();
-    connfd = accept_connection(listenfd, &pool->conns, open_mask);
+    connfd = accept_connection(listenfd, &pool->conns);
     if (connfd >= 0) {
         *conn = pool->conns;
         if (pool->generation != *generation) {
@@ -161,6 +161,9 @@ static int take_connection(int listenfd, int index, struct echod_options *opt,
             set_busy(index, 1);
     }
     pool_unlock();
+    /* Outside the lock, so the other workers can take connections meanwhile. */
+    if (connfd == ACCEPT_BACK_OFF)
+        accept_backoff(open_mask);
     /* Outside the lock: activating the faults resets their counts. */
     if (newer)
         config_apply(&opt->config, opt->fault_seed);

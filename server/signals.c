@@ -85,15 +85,17 @@ void signals_install(enum sigpipe_mode sigpipe, sigset_t *wait_mask)
 
 /* A serving child reaps nobody and reloads nothing. SIGTERM asks it to
  * finish what it has read and close (session.c): it stays blocked except
- * while the session waits for data in ppoll(), like the parent's. SIGPIPE's
- * disposition is kept. */
+ * while the session waits for data in ppoll(), like the parent's. SIGINT
+ * is ignored: Ctrl-C reaches the whole process group, and the parent turns
+ * it into that same SIGTERM drain for every child. SIGPIPE's disposition
+ * is kept. */
 void signals_reset_in_child(void)
 {
     sigset_t only_term;
 
     Sigaction(SIGCHLD, SIG_DFL, 0);
     Sigaction(SIGHUP, SIG_IGN, 0);
-    Sigaction(SIGINT, SIG_DFL, 0);
+    Sigaction(SIGINT, SIG_IGN, 0);
     terminate_requested = 0;
     sigemptyset(&only_term);
     sigaddset(&only_term, SIGTERM);
