@@ -12,6 +12,7 @@ pcap is read: its import costs about a third of a second.
 """
 
 import os
+import re
 import signal
 import socket
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ from pathlib import Path
 from .waiting import WaitTimeout, wait_until
 
 BARRIER_ETHERTYPE = 0x88B5  # IEEE 802 local experimental
+
+
+class CaptureIncomplete(AssertionError):
+    """The kernel dropped packets before tcpdump read them."""
 
 
 class Capture:
@@ -33,9 +38,14 @@ class Capture:
 
     def start(self, timeout=5.0):
         # -Z root: Debian's tcpdump otherwise drops to user tcpdump and
-        # cannot write into a root-owned artifact folder.
+        # cannot write into a root-owned artifact folder. -s 512 -B 32768:
+        # each slot of the capture ring is as large as the snapshot length,
+        # so the default (262144 bytes in a 2 MiB ring) holds a handful of
+        # packets and drops the rest under load ("70 packets dropped by
+        # kernel"); headers are what the assertions read, and payload
+        # lengths come from the IP header, not from the captured bytes.
         self.proc = self.host.spawn(
-            ["tcpdump", "-i", self.iface, "-n", "-s", "0", "-U",
+            ["tcpdump", "-i", self.iface, "-n", "-s", "512", "-B", "32768", "-U",
              "--immediate-mode", "-Z", "root", "-w", str(self.path), self.bpf],
             name=f"tcpdump-{self.iface}")
         self.proc.wait_for_output("listening on", timeout, stream="stderr")
@@ -69,6 +79,11 @@ class Capture:
         if code != 0:
             raise WaitTimeout(f"tcpdump on {self.host.name} ended with {code}: "
                               f"{self.summary.strip()}")
+        dropped = re.search(r"(\d+) packets? dropped by kernel", self.summary)
+        if dropped and int(dropped.group(1)) > 0:
+            # A capture with holes would make packet assertions lie.
+            raise CaptureIncomplete(f"tcpdump on {self.host.name} lost packets: "
+                                    f"{' '.join(self.summary.split())}; pcap {self.path}")
         return self.path
 
     def __enter__(self):
@@ -113,13 +128,20 @@ def read_segments(path):
         for index, packet in enumerate(reader):
             if TCP not in packet:
                 continue
-            ip = packet[IP] if IP in packet else packet[IPv6]
             tcp = packet[TCP]
+            if IP in packet:
+                ip = packet[IP]
+                length = ip.len - ip.ihl * 4 - tcp.dataofs * 4
+            else:
+                ip = packet[IPv6]
+                length = ip.plen - tcp.dataofs * 4
             flags = "".join(f for f in FLAG_ORDER if f in str(tcp.flags))
+            # The payload length from the headers: the capture keeps only
+            # the first 512 bytes of each packet.
             segments.append(Segment(
                 index=index, time=float(packet.time),
                 src=(ip.src, tcp.sport), dst=(ip.dst, tcp.dport), flags=flags,
-                seq=tcp.seq, ack=tcp.ack, length=len(bytes(tcp.payload))))
+                seq=tcp.seq, ack=tcp.ack, length=length))
     return segments
 
 

@@ -30,7 +30,7 @@ def echo(sock, data=b"ping\n"):
 @pytest.mark.shutdown
 @pytest.mark.parametrize("model", MODELS)
 def test_sigterm_drains_the_line_in_flight_in_every_model(host, model):
-    # In the single-process models the delay holds every session: that is
+    # In poll and epoll the delay holds every session (one thread): that is
     # their semantics; the line still waits unread when SIGTERM comes.
     server = Echod(host, model=model, faults=["delay=1s@before_read,nth=2"]).start()
     try:
