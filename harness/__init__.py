@@ -8,6 +8,7 @@ One module per concern:
   procs      the process table: children, zombies, descriptors, signals
   tcpstate   the kernel's TCP sockets inside a host
   capture    tcpdump on a host, and reading the pcap (scapy)
+  clients    client moves on sockets made in a host: echo, reset
   artifacts  per-test artifact folders, kept on failure
   echod      the reference server as a context manager, and its event log
   faults     faults from outside any server: kill/stop the process serving a

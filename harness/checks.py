@@ -14,13 +14,13 @@ import random
 import selectors
 import signal
 import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import capture as cap
+from .clients import recv_exactly, reset
 from . import procs, tcpstate
 from .waiting import WaitTimeout, wait_until
 
@@ -91,16 +91,6 @@ class Context:
 
 # --- small client tools ------------------------------------------------------
 
-def recv_exactly(sock, n):
-    got = bytearray()
-    while len(got) < n:
-        chunk = sock.recv(min(65536, n - len(got)))
-        if not chunk:
-            break
-        got += chunk
-    return bytes(got)
-
-
 def payload(size, seed):
     """Deterministic bytes with NULs in them."""
     data = bytearray(random.Random(seed).randbytes(size))
@@ -110,12 +100,6 @@ def payload(size, seed):
 
 def digest(data):
     return f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}"
-
-
-def reset(sock):
-    """Close with SO_LINGER 0: RST instead of FIN."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
 
 
 def echo_through(ctx, data):

@@ -31,13 +31,13 @@ after each step that changes them, and report.txt.
 
 import signal
 import socket
-import struct
 import subprocess
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import capture as cap
+from .clients import recv_exactly, reset
 from . import faults, paths, procs, tcpstate
 from .echod import Echod
 from .host import Host
@@ -175,12 +175,7 @@ def step_expect_echo(run, step):
     """Read back `data` (default: the last sent) on every connection of `on`."""
     data = step["data"].encode()
     for s in run.group(step["on"]):
-        got = b""
-        while len(got) < len(data):
-            chunk = s.recv(len(data) - len(got))
-            if not chunk:
-                break
-            got += chunk
+        got = recv_exactly(s, len(data))
         if got != data:
             raise Failed(f"'{step['on']}' got {got!r}, expected the echo {data!r}")
     run.see_children()
@@ -203,8 +198,7 @@ def step_close(run, step):
     how = step.get("how", "fin")
     for s in run.group(step["on"]):
         if how == "rst":
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            s.close()
+            reset(s)
         elif how == "shutdown_wr":
             s.shutdown(socket.SHUT_WR)
         elif how == "fin":

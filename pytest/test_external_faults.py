@@ -20,6 +20,7 @@ import time
 import pytest
 
 from harness import capture, faults, link, paths, procs, tcpstate
+from harness.clients import echo, recv_exactly
 from harness.echod import Echod, read_events
 from harness.host import HostUnavailable
 from harness.topology import TwoHosts
@@ -64,22 +65,6 @@ def captured(pcap, what, predicate, timeout=5.0):
         return segments if predicate(segments) else None
     return wait_until(check, timeout, f"{what} in {pcap}",
                       seen=lambda: capture.describe(capture.read_segments(pcap)))
-
-
-def recv_exactly(sock, n):
-    """n bytes, or fewer at end of file (the socket's timeout bounds it)."""
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def echo(sock, data):
-    sock.sendall(data)
-    return recv_exactly(sock, len(data))
 
 
 def bulk_echo(sock, nbytes, limit):

@@ -8,21 +8,11 @@ import socket
 import pytest
 
 from harness import capture, experiments, paths, procs, tcpstate
+from harness.clients import echo
 from harness.echod import Echod
 from harness.waiting import wait_until
 
 LINE = b"hello\n"
-
-
-def echo_once(sock, data=LINE):
-    sock.sendall(data)
-    got = b""
-    while len(got) < len(data):
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    return got
 
 
 def fault_events(server, action):
@@ -73,7 +63,7 @@ def test_delay_holds_each_read_back_at_least_that_long(host):
     with Echod(host, faults=["delay=150ms@before_read"]) as server:
         start = experiments.monotonic()  # the child, and its delay, come later
         sock = host.connect(server.port)
-        assert echo_once(sock) == LINE
+        assert echo(sock, LINE) == LINE
         assert experiments.monotonic() - start >= 0.150
         assert fault_events(server, "delay")
 
@@ -84,7 +74,7 @@ def test_rst_before_close_resets_instead_of_fin(host):
     pcap = host.workdir / "rst.pcap"
     with capture.Capture(host, pcap), Echod(host, faults=["rst@before_close"]) as server:
         sock = host.connect(server.port)
-        assert echo_once(sock) == LINE
+        assert echo(sock, LINE) == LINE
         sock.shutdown(socket.SHUT_WR)
         with pytest.raises(ConnectionResetError):
             sock.recv(16)
@@ -119,7 +109,7 @@ def test_short_writes_put_one_byte_per_segment(host):
     pcap = host.workdir / "short.pcap"
     with capture.Capture(host, pcap), Echod(host, faults=["short=1@before_write"]) as server:
         sock = host.connect(server.port)
-        assert echo_once(sock) == LINE
+        assert echo(sock, LINE) == LINE
         sock.close()
     conn, = capture.conversations(capture.read_segments(pcap), server.port)
     sizes = [s.length for s in conn.segments if s.src == conn.server and s.length]
@@ -134,7 +124,7 @@ def test_drop_discards_what_was_read(host):
         sock = host.connect(server.port)
         sock.sendall(b"lost\n")
         wait_until(lambda: fault_events(server, "drop"), 5.0, "the drop fault")
-        assert echo_once(sock, b"kept\n") == b"kept\n", "only the second line echoes"
+        assert echo(sock, b"kept\n") == b"kept\n", "only the second line echoes"
 
 
 def test_fork_fail_at_accept_closes_the_connection_without_a_child(host):
@@ -150,7 +140,7 @@ def test_leak_at_accept_keeps_the_parent_holding_the_socket(host):
         baseline = server.fd_count()
         for _ in range(2):
             sock = host.connect(server.port)
-            assert echo_once(sock) == LINE
+            assert echo(sock, LINE) == LINE
             sock.close()
         wait_until(lambda: len(server.events("child_exit")) == 2, 5.0, "two sessions")
         assert server.fd_count() == baseline + 1, server.fd_table()
@@ -163,7 +153,7 @@ def test_leak_at_accept_keeps_the_parent_holding_the_socket(host):
 def test_after_write_point_fires_once_the_echo_is_out(host):
     with Echod(host, faults=["exit=4@after_write"]) as server:
         sock = host.connect(server.port)
-        assert echo_once(sock) == LINE, "the echo is written before the fault"
+        assert echo(sock, LINE) == LINE, "the echo is written before the fault"
         assert sock.recv(16) == b""
         assert server.reaped_event(1).get("exit") == 4
 
@@ -184,13 +174,13 @@ def test_conn_filter_hits_only_that_connection(host):
         first = host.connect(server.port)
         second = host.connect(server.port)
         assert second.recv(16) == b""
-        assert echo_once(first) == LINE, "connection 1 must be untouched"
+        assert echo(first, LINE) == LINE, "connection 1 must be untouched"
 
 
 def test_nth_filter_fires_on_the_nth_hit_only(host):
     with Echod(host, faults=["close@after_read,nth=2"]) as server:
         sock = host.connect(server.port)
-        assert echo_once(sock, b"one\n") == b"one\n"
+        assert echo(sock, b"one\n") == b"one\n"
         sock.sendall(b"two\n")
         assert sock.recv(16) == b""
 
@@ -198,7 +188,7 @@ def test_nth_filter_fires_on_the_nth_hit_only(host):
 def test_after_bytes_filter_waits_for_that_many_bytes(host):
     with Echod(host, faults=["close@after_read,after_bytes=10"]) as server:
         sock = host.connect(server.port)
-        assert echo_once(sock, b"12345\n") == b"12345\n"     # 6 bytes read
+        assert echo(sock, b"12345\n") == b"12345\n"     # 6 bytes read
         sock.sendall(b"67890\n")                             # 12 >= 10
         assert sock.recv(16) == b""
 
@@ -210,7 +200,7 @@ def test_count_filter_stops_after_count_firings(host):
             sock.sendall(b"x\n")
             wait_until(lambda: len(fault_events(server, "drop")) == n, 5.0,
                        f"drop number {n}")
-        assert echo_once(sock, b"third\n") == b"third\n"
+        assert echo(sock, b"third\n") == b"third\n"
 
 
 def _drop_pattern(host, seed, lines=40):

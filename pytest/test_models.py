@@ -8,23 +8,13 @@ import signal
 import pytest
 
 from harness import faults, procs, tcpstate
+from harness.clients import echo
 from harness.echod import Echod
 from harness.waiting import wait_until
 
 pytestmark = pytest.mark.models
 
 MODELS = ["fork", "thread", "prefork", "poll", "epoll"]
-
-
-def echo(sock, data=b"ping\n"):
-    sock.sendall(data)
-    got = b""
-    while len(got) < len(data):
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    return got
 
 
 @pytest.mark.shutdown

@@ -6,15 +6,11 @@ and the server says why."""
 
 import pytest
 
+from harness.clients import echo
 from harness.echod import Echod
 from harness.waiting import wait_until
 
 pytestmark = pytest.mark.reload
-
-
-def echo(sock, data=b"ping\n"):
-    sock.sendall(data)
-    return sock.recv(64)
 
 
 def test_new_connection_limit_applies_to_new_connections_only(host):
