@@ -61,9 +61,14 @@ struct pool_shared {
 
 static struct pool_shared *pool;
 
+enum { RESPAWN_INTERVAL_MS = 100 };
+
 struct worker {
     pid_t pid;     /* 0: the slot is empty */
     bool spawned;  /* once: later forks are respawns */
+    /* Not respawned before this: a worker that dies at once after every
+     * fork costs the master ten forks a second, not a spinning core. */
+    struct timespec not_before;
 };
 
 /* Lock the pool. A dead holder (EOWNERDEAD) was only accepting: what it
@@ -221,6 +226,7 @@ static void spawn(struct worker *w, int index, int listenfd, struct echod_option
     if (children_add(pid) < 0)
         log_error("child_table_error", "realloc", ENOMEM);
     w->pid = pid;
+    w->not_before = deadline_after(RESPAWN_INTERVAL_MS);
     log_worker(w->spawned ? "respawn" : "spawn", index, pid);
     w->spawned = true;
 }
@@ -349,11 +355,13 @@ int serve_prefork(int listenfd, struct echod_options *opt, const sigset_t *wait_
             log_reload(opt);
         }
         for (int i = 0; i < opt->workers; i++) {
-            if (workers[i].pid == 0)
+            struct timespec wait;
+            if (workers[i].pid == 0 && !time_left(&workers[i].not_before, &wait))
                 spawn(&workers[i], i, listenfd, opt, generation);
             empty |= workers[i].pid == 0;
         }
-        /* Signals only; a slot whose fork failed is retried in 100 ms. */
+        /* Signals only; an empty slot (a failed fork, or a respawn held
+         * back by not_before) is looked at again in 100 ms. */
         if (ppoll(NULL, 0, empty ? &retry : NULL, wait_mask) < 0 && errno != EINTR)
             die_errno("ppoll", "signals");
     }
