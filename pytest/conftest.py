@@ -34,23 +34,25 @@ def artifact_dir(request):
         artifacts.discard(path)
 
 
-@pytest.fixture
-def host(artifact_dir):
-    """An isolated host (network + PID namespace) that dies with the test."""
+@pytest.fixture(scope="session")
+def hosts_possible(tmp_path_factory):
+    """Skip, once and with the reason, where this machine cannot make hosts
+    (no root, no namespaces)."""
     try:
-        h = Host("server", artifact_dir)
+        Host("probe", tmp_path_factory.mktemp("probe")).close()
     except HostUnavailable as e:
         pytest.skip(str(e))
-    with h:
+
+
+@pytest.fixture
+def host(hosts_possible, artifact_dir):
+    """An isolated host (network + PID namespace) that dies with the test."""
+    with Host("server", artifact_dir) as h:
         yield h
 
 
 @pytest.fixture
-def net(artifact_dir):
+def net(hosts_possible, artifact_dir):
     """Two hosts, client and server, joined by a veth pair in 198.18.0.0/24."""
-    try:
-        two = TwoHosts(artifact_dir).start()
-    except HostUnavailable as e:
-        pytest.skip(str(e))
-    with two:
+    with TwoHosts(artifact_dir) as two:
         yield two

@@ -22,7 +22,6 @@ import pytest
 from harness import capture, faults, link, paths, procs, tcpstate
 from harness.clients import echo, recv_exactly
 from harness.echod import Echod, read_events
-from harness.host import HostUnavailable
 from harness.topology import TwoHosts
 from harness.waiting import wait_until
 
@@ -499,13 +498,9 @@ def test_two_hosts_echo_across_the_veth_and_the_server_veth_sees_it(net):
 
 
 @pytest.mark.harness
-def test_two_hosts_close_leaves_no_namespace_and_no_interface(artifact_dir):
+def test_two_hosts_close_leaves_no_namespace_and_no_interface(hosts_possible, artifact_dir):
     machine_links = set(os.listdir("/sys/class/net"))
-    try:
-        net = TwoHosts(artifact_dir).start()
-    except HostUnavailable as e:
-        pytest.skip(str(e))
-    with net:
+    with TwoHosts(artifact_dir) as net:
         inodes = [h.netns_inode for h in net.hosts]
         links = net.links()
         assert net.client_addr in links and net.server_addr in links, links

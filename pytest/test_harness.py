@@ -36,7 +36,7 @@ def alive(pids):
     return [p for p in pids if (i := procs.info(p)) is not None and not i.dead]
 
 
-def test_closing_a_host_kills_everything_on_it(artifact_dir):
+def test_closing_a_host_kills_everything_on_it(hosts_possible, artifact_dir):
     host = Host("closing", artifact_dir)
     server = Echod(host, reap="none").start()
     sock = host.connect(server.port)
@@ -56,7 +56,7 @@ def test_closing_a_host_kills_everything_on_it(artifact_dir):
 
 
 @pytest.mark.slow
-def test_sigkilled_pytest_leaves_no_process_or_namespace(artifact_dir):
+def test_sigkilled_pytest_leaves_no_process_or_namespace(hosts_possible, artifact_dir):
     record = artifact_dir / "victim.json"
     env = dict(os.environ, FAULTLINE_VICTIM_RECORD=str(record))
     victim = subprocess.Popen(
@@ -79,7 +79,7 @@ def test_sigkilled_pytest_leaves_no_process_or_namespace(artifact_dir):
                "the killed pytest's network namespace to be released")
 
 
-def test_hosts_are_isolated_network_stacks(artifact_dir):
+def test_hosts_are_isolated_network_stacks(hosts_possible, artifact_dir):
     with Host("a", artifact_dir / "a") as a, Host("b", artifact_dir / "b") as b:
         assert a.netns_inode != b.netns_inode
         with Echod(a, port=9877), Echod(b, port=9877):

@@ -19,8 +19,7 @@ def _param(path):
 
 
 @pytest.mark.parametrize("path", [_param(p) for p in FILES])
-def test_scenario(host, artifact_dir, path):
-    host.close()  # a scenario makes its own host
+def test_scenario(hosts_possible, artifact_dir, path):
     result = scenario.run(path, artifact_dir / "run")
     assert result.passed, result.report() + "\n\n" + "\n\n".join(result.failures)
 
@@ -33,7 +32,7 @@ def test_there_is_a_scenario_for_every_seed_experiment():
 
 
 @pytest.mark.pcap
-def test_a_scenario_pcap_opens_in_tshark(artifact_dir):
+def test_a_scenario_pcap_opens_in_tshark(hosts_possible, artifact_dir):
     if shutil.which("tshark") is None:
         pytest.skip("tshark is not installed (ci/install-deps installs it)")
     path = scenario.SCENARIO_DIR / "unp-5.10-no-reaper.toml"
