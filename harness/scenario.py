@@ -29,6 +29,7 @@ folder: the pcap, event logs, every process's output, ps and ss snapshots
 after each step that changes them, and report.txt.
 """
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -38,9 +39,10 @@ from pathlib import Path
 
 from . import capture as cap
 from .clients import recv_exactly, reset
-from . import faults, paths, procs, tcpstate
+from . import faults, link, paths, procs, tcpstate
 from .echod import Echod
 from .host import Host
+from .topology import TwoHosts
 from .server import Server
 from .waiting import WaitTimeout, wait_until
 
@@ -76,6 +78,9 @@ def load(path):
     for key in ("title", "step"):
         if key not in spec:
             raise ScenarioError(f"{path}: missing '{key}'")
+    if spec.get("hosts", 1) not in (1, 2):
+        raise ScenarioError(f"{path}: hosts = {spec['hosts']!r} (1, or 2: client and "
+                            f"server joined by veth)")
     for i, step in enumerate(spec["step"], 1):
         if step.get("do") not in STEPS:
             raise ScenarioError(f"{path}: step {i}: unknown do = {step.get('do')!r} "
@@ -107,9 +112,11 @@ class Failed(AssertionError):
 class Run:
     """One scenario running: the host, the server, named clients."""
 
-    def __init__(self, spec, host, workdir):
+    def __init__(self, spec, host, workdir, client_host=None, server_addr="127.0.0.1"):
         self.spec = spec
-        self.host = host
+        self.host = host                          # the server's
+        self.client_host = client_host or host    # where clients run
+        self.server_addr = server_addr            # what clients connect to
         self.workdir = Path(workdir)
         self.server = None
         self.sockets = {}        # name -> [socket]
@@ -122,6 +129,22 @@ class Run:
 
     def note(self, text):
         self.lines.append(text)
+
+    def hosts(self):
+        return [self.host] if self.client_host is self.host else [self.host,
+                                                                   self.client_host]
+
+    def port_sockets(self, state=None):
+        """Sockets on the server port, on every host of the scenario."""
+        found = []
+        for h in self.hosts():
+            found += [s for s in tcpstate.sockets(h.outer_pid, self.server.port)
+                      if state is None or s.state == state]
+        return found
+
+    def port_table(self):
+        return "\n".join(f"host {h.name}:\n{tcpstate.table(h.outer_pid, self.server.port)}"
+                         for h in self.hosts())
 
     def expect(self, ok, text, evidence=""):
         self.note(f"  {'ok  ' if ok else 'FAIL'} {text}")
@@ -157,7 +180,8 @@ class Run:
 
 def step_connect(run, step):
     """Open `count` connections (default 1) named `as`."""
-    socks = [run.host.connect(run.server.port, timeout=step.get("timeout", 5.0))
+    socks = [run.client_host.connect(run.server.port, addr=run.server_addr,
+                                     timeout=step.get("timeout", 5.0))
              for _ in range(step.get("count", 1))]
     run.sockets.setdefault(step["as"], []).extend(socks)
     return f"{len(socks)} connection(s) '{step['as']}'"
@@ -210,8 +234,8 @@ def step_close(run, step):
 
 def step_client(run, step):
     """Start echoc named `as` with `args` before HOST PORT; stdin is ours."""
-    argv = [paths.binary("echoc"), *step.get("args", []), "127.0.0.1", run.server.port]
-    run.clients[step["as"]] = run.host.spawn(argv, name=f"echoc-{step['as']}",
+    argv = [paths.binary("echoc"), *step.get("args", []), run.server_addr, run.server.port]
+    run.clients[step["as"]] = run.client_host.spawn(argv, name=f"echoc-{step['as']}",
                                              stdin=subprocess.PIPE)
     return f"echoc '{step['as']}' {' '.join(step.get('args', []))}"
 
@@ -264,7 +288,7 @@ def step_expect_running(run, step):
 def _client_addr(run, step):
     if "of" in step:  # an echoc client: its one connection
         proc = run.client(step["of"])
-        mine = [s for s in tcpstate.sockets(run.host.outer_pid, run.server.port)
+        mine = [s for s in tcpstate.sockets(run.client_host.outer_pid, run.server.port)
                 if s.remote[1] == run.server.port and s.inode
                 and s.inode in procs.socket_inodes(proc.pid)]
         if not mine:
@@ -313,10 +337,10 @@ def step_wait_state(run, step):
     state, want = step["state"], step.get("count")
 
     def seen():
-        n = len(tcpstate.in_state(run.host.outer_pid, state, run.server.port))
+        n = len(run.port_sockets(state))
         return n == want if want is not None else n >= 1
     wait_until(seen, step.get("timeout", 5.0), f"sockets in {state}",
-               seen=lambda: tcpstate.table(run.host.outer_pid, run.server.port))
+               seen=run.port_table)
     return f"socket(s) in {state}"
 
 
@@ -357,7 +381,7 @@ def step_sigterm(run, step):
 def step_expect_refused(run, step):
     """A new connection is refused (RST to the SYN)."""
     try:
-        run.host.connect(run.server.port).close()
+        run.client_host.connect(run.server.port, addr=run.server_addr).close()
     except ConnectionRefusedError:
         return "connect refused"
     raise Failed("a new connection was accepted")
@@ -370,6 +394,31 @@ def step_wait_server_exit(run, step):
         raise Failed(f"server exited {code}, expected {step.get('status', 0)}; "
                      f"stderr {run.server.proc.stderr()!r}")
     return f"server exited {code}"
+
+
+def step_link(run, step):
+    """An nftables rule on the server's host (harness.link): `rule` =
+    reject_with_rst, drop_syn, or drop_share (with `percent`)."""
+    rule = step["rule"]
+    if rule == "drop_share":
+        link.drop_share(run.host, run.server.port, step["percent"])
+    elif rule in ("reject_with_rst", "drop_syn"):
+        getattr(link, rule)(run.host, run.server.port)
+    else:
+        raise ScenarioError(f"link: rule = {rule!r} (reject_with_rst, drop_syn, "
+                            f"drop_share)")
+    return f"nftables {rule} on port {run.server.port}"
+
+
+def step_expect_connect_timeout(run, step):
+    """A new connection gets no answer within `timeout` (default 1 s): its
+    SYNs are dropped."""
+    try:
+        run.client_host.connect(run.server.port, addr=run.server_addr,
+                                timeout=step.get("timeout", 1.0)).close()
+    except socket.timeout:
+        return "connect timed out"
+    raise Failed("a new connection got through")
 
 
 STEPS = {name[5:]: fn for name, fn in globals().items() if name.startswith("step_")}
@@ -411,7 +460,7 @@ def expect_fd_growth(run, want):
 
 
 def expect_close_wait(run, want):
-    n = len(tcpstate.in_state(run.host.outer_pid, "CLOSE_WAIT", run.server.port))
+    n = len(run.port_sockets("CLOSE_WAIT"))
     run.expect(n == want, f"{n} sockets in CLOSE_WAIT (expected {want})", run.evidence())
 
 
@@ -507,13 +556,22 @@ def run(path, workdir):
     path, workdir = Path(path), Path(workdir)
     spec = load(path)
     result = Result(path, spec["title"], False, artifacts=workdir)
-    with Host(path.stem, workdir) as host:
-        state = Run(spec, host, workdir)
+    with contextlib.ExitStack() as stack:
+        if spec.get("hosts", 1) == 2:
+            # Client and server on two hosts joined by veth: packets cross a
+            # real link, captured on the server's end of it.
+            net = stack.enter_context(TwoHosts(workdir))
+            host, iface = net.server, net.server_iface
+            state = Run(spec, host, workdir, client_host=net.client,
+                        server_addr=net.server_addr)
+        else:
+            host, iface = stack.enter_context(Host(path.stem, workdir)), "lo"
+            state = Run(spec, host, workdir)
         state.note(f"scenario {path.stem}: {spec['title']}")
         capturer = None
         if spec.get("capture"):
             state.pcap = workdir / f"{path.stem}.pcap"
-            capturer = cap.Capture(host, state.pcap).start()
+            capturer = cap.Capture(host, state.pcap, iface=iface).start()
         state.server = make_server(spec, host)
         try:
             state.server.start()
