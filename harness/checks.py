@@ -9,10 +9,8 @@ conformance suite over every echod model (pytest/test_conformance.py).
 """
 
 import hashlib
-import os
 import random
 import selectors
-import signal
 import socket
 import threading
 import time
@@ -223,13 +221,13 @@ def half_close(ctx):
 def early_rst(ctx):
     holders = listener_holders(ctx)
     for pid in holders:
-        procs_stop(pid)
+        procs.stop(pid)
     try:
         doomed = ctx.connect()
         reset(doomed)
     finally:
         for pid in holders:
-            procs_cont(pid)
+            procs.cont(pid)
     if not ctx.served():
         return Verdict(False, "after a connection was reset in its accept queue the "
                               "server no longer serves", ctx.evidence())
@@ -467,18 +465,6 @@ def listener_holders(ctx):
         pids |= set(procs.socket_holders(s.inode,
                                          procs.pids_in_netns(ctx.host.netns_inode)))
     return sorted(pids)
-
-
-def procs_stop(pid):
-    os.kill(pid, signal.SIGSTOP)
-    wait_until(lambda: procs.state(pid) in ("T", None), 5.0, f"pid {pid} to stop")
-
-
-def procs_cont(pid):
-    try:
-        os.kill(pid, signal.SIGCONT)
-    except ProcessLookupError:
-        pass
 
 
 # --- running them ---------------------------------------------------------------

@@ -52,11 +52,14 @@ def start_client(host, port, conns=1, mode="block", name="echoc", extra=()):
     return host.spawn(argv, name=name, stdin=subprocess.PIPE)
 
 
-def talk(client, line="hello"):
-    """Send one line and wait for its echo on the client's stdout."""
+def talk(client, line="hello", wait_echo=True):
+    """Send one line and (unless told not to) wait for its echo on the
+    client's stdout."""
     before = client.stdout().count(line + "\n")
     client.stdin.write((line + "\n").encode())
     client.stdin.flush()
+    if not wait_echo:
+        return
     wait_until(lambda: client.stdout().count(line + "\n") > before, 5.0,
                f"the echo of {line!r} on {client.name}'s stdout",
                seen=lambda: f"stdout {client.stdout()[-500:]!r}, "

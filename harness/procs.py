@@ -3,7 +3,10 @@ pending signals. Pids are this machine's (global) pids; a process on a host
 also has a pid inside the host, shown as `nspid`."""
 
 import os
+import signal
 from dataclasses import dataclass
+
+from .waiting import wait_until
 
 STATE_NAMES = {
     "R": "running", "S": "sleeping", "D": "disk sleep", "T": "stopped",
@@ -200,3 +203,22 @@ def thread_count(pid):
     except (FileNotFoundError, ProcessLookupError):
         pass
     return 0
+
+
+def signal_quietly(pid, signo):
+    """Signal a process of ours that may have just exited."""
+    try:
+        os.kill(pid, signo)
+    except ProcessLookupError:
+        pass
+
+
+def stop(pid, timeout=5.0):
+    """SIGSTOP pid and return once the kernel shows it stopped (or gone)."""
+    signal_quietly(pid, signal.SIGSTOP)
+    wait_until(lambda: state(pid) in ("T", None), timeout, f"pid {pid} to stop",
+               seen=lambda: describe(pid))
+
+
+def cont(pid):
+    signal_quietly(pid, signal.SIGCONT)

@@ -41,6 +41,7 @@ from . import capture as cap
 from .clients import recv_exactly, reset
 from . import faults, link, paths, procs, tcpstate
 from .echod import Echod
+from .experiments import talk
 from .host import Host
 from .topology import TwoHosts
 from .server import Server
@@ -243,16 +244,8 @@ def step_client(run, step):
 def step_type(run, step):
     """Type `line` (`repeat` times over, on one line) into client `into`;
     with wait_echo (default true) wait for it on the client's stdout."""
-    proc = run.client(step["into"])
     line = step["line"] * step.get("repeat", 1)
-    before = proc.stdout().count(line + "\n")
-    proc.stdin.write((line + "\n").encode())
-    proc.stdin.flush()
-    if step.get("wait_echo", True):
-        wait_until(lambda: proc.stdout().count(line + "\n") > before, 5.0,
-                   f"the echo of {line!r} on client {step['into']}",
-                   seen=lambda: f"stdout {proc.stdout()[-300:]!r} stderr "
-                                f"{proc.stderr()[-300:]!r}")
+    talk(run.client(step["into"]), line, wait_echo=step.get("wait_echo", True))
     run.see_children()
     return f"typed {line!r} into '{step['into']}'"
 

@@ -7,7 +7,6 @@ not write. Echod (echod.py) is this plus echod's readiness line and
 event log.
 """
 
-import os
 import shlex
 import signal
 
@@ -102,7 +101,7 @@ class Server:
             return self.proc.returncode
         for pid in {self.pid, self.proc.pid} - {None}:
             if procs.state(pid) == "T":
-                _signal(pid, signal.SIGCONT)
+                procs.cont(pid)
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout)
         if check and code != 0:
@@ -144,13 +143,10 @@ class Server:
         return tcpstate.table(self.host.outer_pid, self.port)
 
     def stop(self):
-        _signal(self.pid, signal.SIGSTOP)
-        wait_until(lambda: procs.state(self.pid) == "T", 5.0,
-                   f"{self.name} (pid {self.pid}) to stop",
-                   seen=lambda: procs.describe(self.pid))
+        procs.stop(self.pid)
 
     def cont(self):
-        _signal(self.pid, signal.SIGCONT)
+        procs.cont(self.pid)
 
     def idle(self):
         """Asleep in the wait it sleeps in when idle, no SIGCHLD pending:
@@ -167,10 +163,3 @@ class Server:
                                 f"{self._idle_syscall}), pending signals "
                                 f"{procs.pending_signals(self.pid):#x}")
 
-
-def _signal(pid, signo):
-    """Signal a process of ours that may have just exited."""
-    try:
-        os.kill(pid, signo)
-    except ProcessLookupError:
-        pass
