@@ -4,7 +4,7 @@ and reporting hooks are in pytest/conftest.py."""
 
 import os
 
-from harness import build
+from faultline import build
 
 
 def pytest_addoption(parser):

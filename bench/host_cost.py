@@ -16,11 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 
-from harness import build  # noqa: E402
-from harness.echod import Echod  # noqa: E402
-from harness.host import Host  # noqa: E402
+from faultline import build  # noqa: E402
+from faultline.echod import Echod  # noqa: E402
+from faultline.host import Host  # noqa: E402
 
 
 def ms(f):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from harness import artifacts
-from harness.host import Host, HostUnavailable
-from harness.topology import TwoHosts
+from faultline import artifacts
+from faultline.host import Host, HostUnavailable
+from faultline.topology import TwoHosts
 
 
 @pytest.hookimpl(hookwrapper=True)

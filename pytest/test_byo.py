@@ -1,4 +1,4 @@
-"""Bring your own server: every check of harness/checks.py against the
+"""Bring your own server: every check of python/faultline/checks.py against the
 command given with --server-cmd (one skip without it).
 
     pytest pytest/test_byo.py --server-cmd 'socat TCP-LISTEN:9877,fork,reuseaddr EXEC:cat'
@@ -8,8 +8,8 @@ The same checks as `./faultline check`, one test each.
 """
 
 
-from harness import checks
-from harness.server import Server
+from faultline import checks
+from faultline.server import Server
 
 
 def pytest_generate_tests(metafunc):

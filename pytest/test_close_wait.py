@@ -6,7 +6,7 @@ sound server has neither."""
 
 import pytest
 
-from harness import experiments
+from faultline import experiments
 
 pytestmark = pytest.mark.close_wait
 

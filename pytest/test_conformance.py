@@ -1,5 +1,5 @@
 """The conformance suite: every check that holds for any sound echo server
-(harness/checks.py), against every echod concurrency model. A failure
+(python/faultline/checks.py), against every echod concurrency model. A failure
 prints what the check saw: the process table, the sockets, descriptors.
 
 poll and epoll run with --sigpipe ignore: in a single-process server a
@@ -11,8 +11,8 @@ blocking workers serves as many sessions at once as it has workers.
 
 import pytest
 
-from harness import checks
-from harness.echod import Echod
+from faultline import checks
+from faultline.echod import Echod
 
 pytestmark = pytest.mark.conformance
 

@@ -4,8 +4,8 @@ hold back another connection's echo."""
 
 import pytest
 
-from harness import experiments, paths
-from harness.echod import Echod
+from faultline import experiments, paths
+from faultline.echod import Echod
 
 pytestmark = pytest.mark.delay
 

@@ -3,7 +3,7 @@ interrupts the wait (EINTR, UNP 5.9), and the server must go on serving."""
 
 import pytest
 
-from harness import experiments
+from faultline import experiments
 
 pytestmark = pytest.mark.eintr
 

@@ -4,7 +4,7 @@ faultline did not build) shows that the process and socket faults need
 nothing from the server.
 
     process   kill / stop the process serving one connection, found by its
-              socket inode (harness.faults.serving_process)
+              socket inode (faultline.faults.serving_process)
     socket    ss -K aborts one socket; a forged RST with the live seq
     strace    kill or delay each child at its Nth read, no recompiling
     link      nftables reject / drop on a host; tbf caps a veth's rate
@@ -19,11 +19,11 @@ import time
 
 import pytest
 
-from harness import capture, faults, link, paths, procs, tcpstate
-from harness.clients import echo, recv_exactly
-from harness.echod import Echod, read_events
-from harness.topology import TwoHosts
-from harness.waiting import wait_until
+from faultline import capture, faults, link, paths, procs, tcpstate
+from faultline.clients import echo, recv_exactly
+from faultline.echod import Echod, read_events
+from faultline.topology import TwoHosts
+from faultline.waiting import wait_until
 
 SOCAT_PORT = 9877
 # echod's session reads with recv() (the recvfrom syscall); an earlier one

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from harness import paths
+from faultline import paths
 
 pytestmark = pytest.mark.faults
 

@@ -7,10 +7,10 @@ import socket
 
 import pytest
 
-from harness import capture, experiments, paths, procs, tcpstate
-from harness.clients import echo
-from harness.echod import Echod
-from harness.waiting import wait_until
+from faultline import capture, experiments, paths, procs, tcpstate
+from faultline.clients import echo
+from faultline.echod import Echod
+from faultline.waiting import wait_until
 
 LINE = b"hello\n"
 

@@ -5,9 +5,9 @@ server's socket in CLOSE_WAIT."""
 
 import pytest
 
-from harness import tcpstate
-from harness.echod import Echod
-from harness.waiting import wait_until
+from faultline import tcpstate
+from faultline.echod import Echod
+from faultline.waiting import wait_until
 
 pytestmark = pytest.mark.fd_leak
 

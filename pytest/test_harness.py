@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from harness import paths, procs
-from harness.echod import Echod
-from harness.host import Host, HostError
-from harness.waiting import WaitTimeout, wait_until
+from faultline import paths, procs
+from faultline.echod import Echod
+from faultline.host import Host, HostError
+from faultline.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.harness
 

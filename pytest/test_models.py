@@ -7,10 +7,10 @@ import signal
 
 import pytest
 
-from harness import faults, procs, tcpstate
-from harness.clients import echo
-from harness.echod import Echod
-from harness.waiting import wait_until
+from faultline import faults, procs, tcpstate
+from faultline.clients import echo
+from faultline.echod import Echod
+from faultline.waiting import wait_until
 
 pytestmark = pytest.mark.models
 

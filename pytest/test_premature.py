@@ -12,8 +12,8 @@ Expected packets on the connection, in order:
 
 import pytest
 
-from harness import experiments
-from harness.echod import Echod
+from faultline import experiments
+from faultline.echod import Echod
 
 pytestmark = pytest.mark.premature
 

@@ -6,9 +6,9 @@ and the server says why."""
 
 import pytest
 
-from harness.clients import echo
-from harness.echod import Echod
-from harness.waiting import wait_until
+from faultline.clients import echo
+from faultline.echod import Echod
+from faultline.waiting import wait_until
 
 pytestmark = pytest.mark.reload
 

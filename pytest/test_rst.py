@@ -8,8 +8,8 @@ Expected packets, server side forcing it:
 
 import pytest
 
-from harness import capture, experiments, tcpstate
-from harness.echod import Echod
+from faultline import capture, experiments, tcpstate
+from faultline.echod import Echod
 
 pytestmark = [pytest.mark.rst, pytest.mark.pcap]
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from harness import scenario
+from faultline import scenario
 
 FILES = scenario.all_scenarios()
 

@@ -8,9 +8,9 @@ import signal
 
 import pytest
 
-from harness import experiments
-from harness.echod import Echod
-from harness.waiting import wait_until
+from faultline import experiments
+from faultline.echod import Echod
+from faultline.waiting import wait_until
 
 pytestmark = pytest.mark.sigpipe
 

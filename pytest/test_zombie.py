@@ -8,9 +8,9 @@ some children stay zombies. server-v3 loops on waitpid(WNOHANG): none.
 
 import pytest
 
-from harness import capture, experiments, procs
-from harness.echod import Echod
-from harness.waiting import wait_until
+from faultline import capture, experiments, procs
+from faultline.echod import Echod
+from faultline.waiting import wait_until
 
 pytestmark = pytest.mark.zombie
 

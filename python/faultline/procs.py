@@ -154,7 +154,7 @@ def current_syscall(pid):
     return int(first) if first.lstrip("-").isdigit() else None
 
 
-# --- appended for harness.faults: processes by network namespace and socket
+# --- appended for faultline.faults: processes by network namespace and socket
 
 def netns_inode(pid):
     """Inode of pid's network namespace, or None when pid is gone."""

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BUILD_DIR = Path(os.environ.get("FAULTLINE_BUILD_DIR", REPO / "build"))
 ARTIFACTS_DIR = Path(os.environ.get("FAULTLINE_ARTIFACTS", REPO / "artifacts"))
 
@@ -13,6 +13,6 @@ def binary(name: str) -> Path:
     where = {
         "echod": "server/echod",
         "echoc": "client/echoc",
-        "flhost": "harness/native/flhost",
+        "flhost": "python/faultline/native/flhost",
     }[name]
     return BUILD_DIR / where

@@ -78,7 +78,7 @@ def table(host_pid, port=None):
     return "\n".join([HEADER] + [s.row() for s in rows])
 
 
-# --- appended for harness.faults: one connection by its two ends
+# --- appended for faultline.faults: one connection by its two ends
 
 def plain_addr(addr):
     """(address, port) with an IPv4-mapped IPv6 address (::ffff:a.b.c.d,

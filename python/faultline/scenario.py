@@ -390,7 +390,7 @@ def step_wait_server_exit(run, step):
 
 
 def step_link(run, step):
-    """An nftables rule on the server's host (harness.link): `rule` =
+    """An nftables rule on the server's host (faultline.link): `rule` =
     reject_with_rst, drop_syn, or drop_share (with `percent`)."""
     rule = step["rule"]
     if rule == "drop_share":

@@ -1,11 +1,11 @@
-"""python3 -m harness COMMAND: the Python half of ./faultline."""
+"""python3 -m faultline COMMAND: the Python half of ./faultline."""
 
 import argparse
 import sys
 
 from . import build
 
-USAGE = """usage: python3 -m harness COMMAND
+USAGE = """usage: python3 -m faultline COMMAND
   demo                           the reapers and the seed experiments
   build                          configure and compile
   check --server-cmd CMD [--port P] [--check NAME]...

@@ -1,5 +1,5 @@
 """Isolated hosts: one network namespace (loopback up) and one PID namespace
-per host, made by the C keeper `flhost` (harness/native/flhost.c).
+per host, made by the C keeper `flhost` (python/faultline/native/flhost.c).
 
 A host costs one small process start (a few milliseconds). Everything run
 on it is killed by the kernel when the host closes, and also when this
