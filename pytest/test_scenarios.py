@@ -13,8 +13,7 @@ FILES = scenario.all_scenarios()
 
 
 def _param(path):
-    marker = scenario.load(path).get("marker")
-    marks = [getattr(pytest.mark, marker)] if marker else []
+    marks = [getattr(pytest.mark, m) for m in scenario.markers(scenario.load(path))]
     return pytest.param(path, id=path.stem, marks=[pytest.mark.scenario, *marks])
 
 
@@ -50,3 +49,38 @@ def test_every_step_and_expectation_is_documented():
     missing = [f"`{name}`" for name in [*scenario.STEPS, *scenario.EXPECTATIONS]
                if f"`{name}`" not in text and f"`{name} =" not in text]
     assert not missing, f"docs/SCENARIOS.md does not describe {', '.join(missing)}"
+
+
+# --- the verdict line and the demo that prints it ---------------------------
+
+def test_a_verdict_is_filled_from_the_measurements(tmp_path):
+    state = scenario.Run({}, None, tmp_path)
+    state.measured.update({"c.status": 4, "slow.echo_ms": 1003.6})
+    spec = {"verdict": "exit {c.status}, echo after {slow.echo_ms:.0f} ms"}
+    assert scenario.judge(state, spec) == "exit 4, echo after 1004 ms"
+    assert not state.failures, state.failures
+
+
+def test_a_verdict_naming_what_no_step_recorded_fails_the_run(tmp_path):
+    state = scenario.Run({}, None, tmp_path)
+    state.measured["c.status"] = 4
+    assert scenario.judge(state, {"verdict": "exit {d.status}"}) is None
+    assert state.failures and "nothing measured 'd.status'" in state.failures[0], (
+        state.failures)
+
+
+def test_a_verdict_naming_no_gauge_is_refused_when_the_file_loads(tmp_path):
+    path = tmp_path / "typo.toml"
+    path.write_text('# no packets\ntitle = "t"\nverdict = "{zombiez} zombies"\n'
+                    '[[step]]\ndo = "wait_idle"\n')
+    with pytest.raises(scenario.ScenarioError, match="'zombiez', which nothing measures"):
+        scenario.load(path)
+
+
+def test_at_least_holds_at_the_bound_and_fails_below_it(tmp_path):
+    state = scenario.Run({}, None, tmp_path)
+    state.measured.update({"slow.echo_ms": 1000.0, "fast.echo_ms": 999.9})
+    scenario.expect_at_least(state, {"slow.echo_ms": 1000})
+    assert not state.failures, state.failures
+    scenario.expect_at_least(state, {"fast.echo_ms": 1000})
+    assert len(state.failures) == 1 and "expected at least 1000" in state.failures[0]
