@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from faultline import scenario
+from faultline import demo, scenario
 
 FILES = scenario.all_scenarios()
 
@@ -84,3 +84,92 @@ def test_at_least_holds_at_the_bound_and_fails_below_it(tmp_path):
     assert not state.failures, state.failures
     scenario.expect_at_least(state, {"fast.echo_ms": 1000})
     assert len(state.failures) == 1 and "expected at least 1000" in state.failures[0]
+
+
+def test_the_demo_shows_every_seed_experiment_from_its_file_in_order():
+    shown = [(path.stem, demo.label(spec), bool(spec["demo"].get("table")))
+             for path, spec in demo.demo_scenarios()]
+    assert shown == [
+        ("unp-5.10-no-reaper", "none", True),
+        ("unp-5.10-lost-sigchld", "wait", True),
+        ("unp-5.10-waitpid-loop", "waitpid", True),
+        ("unp-5.12-premature-block", "premature", False),
+        ("unp-6.4-premature-select", "premature", False),
+        ("unp-5.13-sigpipe", "sigpipe", False),
+        ("rst-before-close", "rst", False),
+        ("delayed-reads", "delay", False),
+        ("freebsd-leaked-connfd", "close_wait", False),
+        ("freebsd-sighup-reload", "reload", False),
+        ("sigterm-drain", "shutdown", False),
+        ("unp-5.9-eintr", "eintr", False),
+    ], shown
+
+
+DEMO_FILE = '''# Expected packets: one handshake, "hi" and its echo.
+title = "{name}"
+source = "test"
+marker = "rst"
+verdict = "{verdict}"
+
+[demo]
+order = {order}
+table = {table}
+
+[server]
+{server}
+
+[[step]]
+do = "connect"
+as = "a"
+
+[[step]]
+do = "send"
+on = "{on}"
+data = "hi\\n"
+
+[[step]]
+do = "expect_echo"
+on = "a"
+data = "hi\\n"
+
+[expect]
+zombies = {zombies}
+'''
+
+
+def test_the_demo_prints_a_fail_line_for_a_failing_or_raising_file_and_goes_on(
+        hosts_possible, artifact_dir, tmp_path, capsys):
+    never = "never printed"
+    files = [  # name, server, group sent on, zombies expected, verdict
+        ("raises", 'command = "false"', "a", 0, never),   # never listens
+        ("wrong-step", "", "nobody", 0, never),          # a group no step made
+        ("fails", "", "a", 3, never),
+        ("holds", "", "a", 0, "{zombies} zombies, {a.echo}"),
+    ]
+    chosen = []
+    for order, (name, server, on, zombies, verdict) in enumerate(files, 1):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(DEMO_FILE.format(name=name, order=order, server=server, on=on,
+                                         zombies=zombies, verdict=verdict,
+                                         table="false"))
+        chosen.append((path, scenario.load(path)))
+    row = tmp_path / "row.toml"  # a failing row of the reaper table
+    row.write_text(DEMO_FILE.format(name="row", order=0, server="", on="a", zombies=3,
+                                    verdict=never, table="true"))
+    chosen.insert(0, (row, scenario.load(row)))
+    status = demo.run(chosen, artifact_dir / "demo")
+    out, err = capsys.readouterr()
+    said = [line.strip() for line in out.splitlines()
+            if line.strip().startswith(("ok ", "FAIL "))]
+    assert status == 1, out
+    assert "rst             ?        0  ? opened, ? closed  FAIL: 0 zombie children " \
+           "(expected 3)" in out.splitlines(), out
+    assert "None" not in out, out
+    assert said[0].startswith("FAIL rst        test         ServerCrashed: server exited (1) "
+                              "before listening on port 9877"), out
+    assert said[1] == ("FAIL rst        test         step 2 (send): no connections named "
+                       "'nobody' (connect as = ... first)"), out
+    assert said[2] == "FAIL rst        test         0 zombie children (expected 3)", out
+    assert said[3] == "ok   rst        test         0 zombies, b'hi\\n'", out
+    assert never not in out and "Traceback" not in out + err, out + err
+    assert "fails: the phenomenon did not show as expected" in err, err
