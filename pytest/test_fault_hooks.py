@@ -4,10 +4,11 @@ capture, the parent's reaped event, the event log."""
 
 import signal
 import socket
+import time
 
 import pytest
 
-from faultline import capture, experiments, paths, procs, tcpstate
+from faultline import capture, paths, procs, tcpstate
 from faultline.clients import echo
 from faultline.echod import Echod
 from faultline.waiting import wait_until
@@ -61,10 +62,10 @@ def test_stall_leaves_the_child_alive_and_the_data_unread(host):
 
 def test_delay_holds_each_read_back_at_least_that_long(host):
     with Echod(host, faults=["delay=150ms@before_read"]) as server:
-        start = experiments.monotonic()  # the child, and its delay, come later
+        start = time.monotonic()  # the child, and its delay, come later
         sock = host.connect(server.port)
         assert echo(sock, LINE) == LINE
-        assert experiments.monotonic() - start >= 0.150
+        assert time.monotonic() - start >= 0.150
         assert fault_events(server, "delay")
 
 

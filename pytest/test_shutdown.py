@@ -1,27 +1,18 @@
 """SIGTERM with a session open: the listener closes first (new connects are
 refused), the open session echoes the line it already received, and the
-server exits 0 within its drain deadline."""
+server exits 0 within its drain deadline. That drain itself, in the fork
+model, is a scenario file (fixtures/scenarios/sigterm-drain.toml), run by
+test_scenarios.py under this marker; this file holds its edges."""
 
 import os
 import signal
 
 import pytest
 
-from faultline import experiments
 from faultline.echod import Echod
 from faultline.waiting import wait_until
 
 pytestmark = pytest.mark.shutdown
-
-
-def test_sigterm_closes_the_listener_then_drains_the_open_session(host):
-    seen = experiments.sigterm_drain(host)
-    assert seen.facts["refused"], "new connects should be refused once SIGTERM came"
-    assert seen.facts["last"] == b"last line\n", (
-        f"the session should finish its line: {seen.verdict}")
-    assert seen.facts["eof"], seen.verdict
-    assert seen.facts["status"] == 0, seen.evidence
-    assert seen.facts["ends"][0]["reason"] == "terminated", seen.facts["ends"]
 
 
 def test_drain_timeout_kills_the_stragglers_and_reaps_them(host):

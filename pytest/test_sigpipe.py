@@ -2,28 +2,19 @@
 connection the peer has reset raises SIGPIPE; its default action kills the
 writer. The writer must write twice: the first write draws the RST, the
 second meets it. short=1@before_write splits every write into one-byte
-writes, so one line is several writes in a row."""
+writes, so one line is several writes in a row. The client's side, dying
+of SIGPIPE or (ignoring it) exiting with EPIPE, is a pair of scenario files
+(fixtures/scenarios/unp-5.13-*), run by test_scenarios.py under this
+marker; this file is the server child's side."""
 
 import signal
 
 import pytest
 
-from faultline import experiments
 from faultline.echod import Echod
 from faultline.waiting import wait_until
 
 pytestmark = pytest.mark.sigpipe
-
-
-def test_client_writing_twice_after_rst_dies_of_sigpipe(host):
-    seen = experiments.sigpipe_client(host, "default")
-    assert seen.holds, f"expected death by signal 13: {seen.verdict}"
-
-
-def test_client_ignoring_sigpipe_exits_with_broken_pipe(host):
-    seen = experiments.sigpipe_client(host, "ignore")
-    assert seen.facts["status"] == 6, seen.verdict
-    assert "broken pipe" in seen.facts["stderr"], seen.evidence
 
 
 def reset_peer_session(host, sigpipe):
