@@ -205,20 +205,48 @@ def thread_count(pid):
     return 0
 
 
-def signal_quietly(pid, signo):
-    """Signal a process of ours that may have just exited."""
+class NotOnHost(RuntimeError):
+    """A signal was refused: the process is not where the caller said."""
+
+
+def send_signal(pid, signo, netns=None):
+    """Send signo to pid; False when pid has already gone, True otherwise.
+
+    Through a pidfd, so that the process checked is the process signalled.
+    netns: the inode of the network namespace pid must live in (a host's);
+    any other process is refused with NotOnHost, never signalled. The one
+    way to signal a process in faultline: Proc, Server and faults call it.
+    """
     try:
-        os.kill(pid, signo)
+        fd = os.pidfd_open(pid)
     except ProcessLookupError:
-        pass
+        return False
+    try:
+        if netns is not None:
+            where = netns_inode(pid)
+            if where is None:
+                return False  # it has exited: a zombie has no namespaces left
+            if where != netns:
+                raise NotOnHost(f"pid {pid} is not in network namespace {netns}: "
+                                f"refusing to send it signal {signo}")
+        try:
+            signal.pidfd_send_signal(fd, signo)
+        except ProcessLookupError:
+            return False
+        return True
+    finally:
+        os.close(fd)
 
 
-def stop(pid, timeout=5.0):
+def stop(pid, timeout=5.0, netns=None):
     """SIGSTOP pid and return once the kernel shows it stopped (or gone)."""
-    signal_quietly(pid, signal.SIGSTOP)
+    send_signal(pid, signal.SIGSTOP, netns)
     wait_until(lambda: state(pid) in ("T", None), timeout, f"pid {pid} to stop",
                seen=lambda: describe(pid))
 
 
-def cont(pid):
-    signal_quietly(pid, signal.SIGCONT)
+def cont(pid, timeout=5.0, netns=None):
+    """SIGCONT pid and return once the kernel no longer shows it stopped."""
+    send_signal(pid, signal.SIGCONT, netns)
+    wait_until(lambda: state(pid) != "T", timeout, f"pid {pid} to continue",
+               seen=lambda: describe(pid))
