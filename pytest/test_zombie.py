@@ -98,7 +98,7 @@ def test_uc3m_sigchld_handler_decides_whether_a_closed_client_leaves_a_zombie(
         host, reap, zombies):
     """UC3M sockets lab, exercise 5: the same server with and without the
     SIGCHLD handler; look at the process table after a client closes."""
-    with Echod(host, reap=reap) as server:
+    with Echod(host, reap=reap, leaves={"zombies"} if zombies else ()) as server:
         client = experiments.start_client(host, server.port)
         experiments.talk(client, "hola")
         wait_until(lambda: len(server.children()) == 1, 5.0, "the serving child",

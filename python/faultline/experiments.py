@@ -74,6 +74,11 @@ def all_exited(pids):
     return all(procs.state(p) in (None, "Z") for p in pids)
 
 
+def reaper_leaves(reap):
+    """The faulty reapers leave zombies; the waitpid loop leaves none."""
+    return () if reap == "waitpid" else {"zombies"}
+
+
 def close_together(host, reap, clients=5, deterministic=True, capture=True,
                    server_args=()):
     """Run the experiment on host and return what was seen.
@@ -86,7 +91,7 @@ def close_together(host, reap, clients=5, deterministic=True, capture=True,
     pcap = host.workdir / f"close-together-{reap}.pcap"
     capturer = cap.Capture(host, pcap).start() if capture else None
     try:
-        with Echod(host, reap=reap, args=server_args) as server:
+        with Echod(host, reap=reap, args=server_args, leaves=reaper_leaves(reap)) as server:
             client = start_client(host, server.port, conns=clients)
             talk(client)
             wait_until(lambda: len(server.children()) == clients, 5.0,
@@ -262,7 +267,7 @@ def close_wait(host, leak=True, sessions=3):
     socket leaves it in CLOSE_WAIT after the client closes, one descriptor
     more per connection."""
     args = ["--leak-connfd"] if leak else []
-    with Echod(host, args=args) as server:
+    with Echod(host, args=args, leaves={"fds", "close_wait"} if leak else ()) as server:
         baseline = server.fd_count()
         for n in range(1, sessions + 1):
             sock = host.connect(server.port)
@@ -315,7 +320,7 @@ def sigterm_drain(host):
     echoes the line already in its receive queue, the server exits 0."""
     # The child sleeps 1 s before its second read: ample time, even on a
     # loaded machine, to see the last line wait in its queue and send SIGTERM.
-    server = Echod(host, faults=["delay=1s@before_read,nth=2"]).start()
+    server = Echod(host, faults=["delay=1s@before_read,nth=2"], drain_ms=3000).start()
     try:
         sock = host.connect(server.port)
         sock.sendall(b"first\n")
@@ -349,7 +354,7 @@ def sigterm_drain(host):
 def eintr_survival(host, reap="waitpid", sessions=20):
     """Children exiting while the parent waits for connections: every
     SIGCHLD interrupts the wait (UNP 5.9); the server must keep serving."""
-    with Echod(host, reap=reap) as server:
+    with Echod(host, reap=reap, leaves=reaper_leaves(reap)) as server:
         socks = [host.connect(server.port) for _ in range(sessions)]
         wait_until(lambda: len(server.children()) == sessions, 5.0,
                    f"{sessions} children", seen=server.ps)
