@@ -72,14 +72,26 @@ def _all_pids():
     return [int(d) for d in os.listdir("/proc") if d.isdigit()]
 
 
+def _ppid(pid):
+    """pid's parent from /proc/PID/stat alone, or None when gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(stat[stat.rindex(b")") + 2:].split(maxsplit=2)[1])
+
+
 def children(pid):
     """The direct children of pid, zombies included, by pid.
-    (This kernel has no /proc/PID/task/TID/children, so scan /proc.)"""
+    (This kernel has no /proc/PID/task/TID/children, so scan /proc: one
+    read of each stat, and the full info of the children only.)"""
     found = []
     for p in _all_pids():
-        i = info(p)
-        if i is not None and i.ppid == pid:
-            found.append(i)
+        if _ppid(p) == pid:
+            i = info(p)
+            if i is not None and i.ppid == pid:
+                found.append(i)
     return sorted(found, key=lambda i: i.pid)
 
 
