@@ -239,18 +239,18 @@ class Server:
             if procs.state(pid) == "T":
                 procs.cont(pid)  # a test that stopped it and forgot
         self.check_alive()
-        found = self.settle()
+        found, how = self.settle()
         self.check_alive()
         if found:
-            raise ServerLeftBehind(self._left_behind(found))
+            raise ServerLeftBehind(self._left_behind(found, how))
 
     def settle(self):
         """Wait, at most settle_timeout, for the server to settle: children
         still exiting and connections still closing when the test body
-        ended are given the time to. Returns the leftovers seen last:
+        ended are given the time to. Returns the leftovers seen last --
         none once settled; zombies as soon as they are certain (they
-        outlived the server's idle wait, see unreaped()); and whatever was
-        still there when the time ran out."""
+        outlived the server's idle wait, see unreaped()); whatever was
+        still there when the time ran out -- and how it ended, in words."""
         last = {}
 
         def settled():
@@ -264,8 +264,8 @@ class Server:
         try:
             wait_until(settled, self.settle_timeout, f"{self.name} to settle")
         except WaitTimeout:
-            pass
-        return last
+            return last, f"still there {self.settle_timeout:g}s after the test body"
+        return last, "with the server idle in its accept wait"
 
     def leftovers(self):
         """What the server holds now that the test did not declare:
@@ -332,13 +332,13 @@ class Server:
                  if base.get(fd) != t])
         return len(held) - len(base), diff
 
-    def _left_behind(self, found):
+    def _left_behind(self, found, how):
         """The failure message (bounded) and, in the host's folder, the
         whole snapshot it is cut from."""
         snapshot = self.host.workdir / f"{self.name}.at-exit.txt"
         where = snapshot.name
         parts = [f"{self.name} (pid {self.pid}) left behind what the test did not "
-                 f"declare: {'; '.join(what for what, _ in found.values())}",
+                 f"declare: {'; '.join(what for what, _ in found.values())} ({how})",
                  f"(a test that means the server to leave them says so: "
                  f"leaves={{{', '.join(map(repr, sorted(found)))}}})"]
         if "zombies" in found:
