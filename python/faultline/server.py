@@ -199,14 +199,17 @@ class Server:
         if self.proc is None:
             return None
         if self.proc.alive():
-            for pid in {self.pid, self.proc.pid} - {None}:
-                if procs.state(pid) == "T":
-                    procs.cont(pid)
+            self._continue_if_stopped()
             self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout or self.exit_timeout())
         if check:
             self._check_status(code, "after SIGTERM")
         return code
+
+    def _continue_if_stopped(self):
+        for pid in {self.pid, self.proc.pid} - {None}:
+            if procs.state(pid) == "T":
+                procs.cont(pid)
 
     def _check_status(self, code, when):
         if self.exit_status is not None and code != self.exit_status:
@@ -235,9 +238,7 @@ class Server:
         """The check at exit: the server is alive and, once it has settled,
         holds nothing the test did not declare in `leaves`. Raises
         ServerCrashed or ServerLeftBehind with what it saw."""
-        for pid in {self.pid, self.proc.pid}:
-            if procs.state(pid) == "T":
-                procs.cont(pid)  # a test that stopped it and forgot
+        self._continue_if_stopped()  # a test that stopped it and forgot
         self.check_alive()
         found, how = self.settle()
         self.check_alive()
