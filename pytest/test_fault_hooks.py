@@ -47,8 +47,9 @@ def test_process_fault_ends_the_child_with_the_status_it_names(host, spec, statu
 
 def test_stall_leaves_the_child_alive_and_the_data_unread(host):
     # A stalled child ignores the drain's SIGTERM: keep the drain short.
-    with Echod(host, args=["--drain-timeout", "100"],
-               faults=["stall@before_read"]) as server:
+    # It never reads the client's FIN either: its socket stays in CLOSE_WAIT.
+    with Echod(host, drain_ms=100, faults=["stall@before_read"],
+               leaves={"close_wait"}) as server:
         sock = host.connect(server.port)
         sock.sendall(LINE)
         child = server.child_of_conn(1)
@@ -137,7 +138,8 @@ def test_fork_fail_at_accept_closes_the_connection_without_a_child(host):
 
 
 def test_leak_at_accept_keeps_the_parent_holding_the_socket(host):
-    with Echod(host, faults=["leak@accept,conn=1"]) as server:
+    with Echod(host, faults=["leak@accept,conn=1"],
+               leaves={"fds", "close_wait"}) as server:
         baseline = server.fd_count()
         for _ in range(2):
             sock = host.connect(server.port)

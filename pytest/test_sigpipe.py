@@ -17,22 +17,24 @@ from faultline.waiting import wait_until
 pytestmark = pytest.mark.sigpipe
 
 
-def reset_peer_session(host, sigpipe):
-    """A client sends a line and closes at once; the server child writes the
-    echo one byte at a time into the dead connection."""
-    server = Echod(host, args=["--sigpipe", sigpipe],
-                   faults=["short=1@before_write"]).start()
+def server_writing_to_a_reset_peer(host, sigpipe):
+    """An echod whose children write one byte at a time."""
+    return Echod(host, args=["--sigpipe", sigpipe], faults=["short=1@before_write"])
+
+
+def send_a_line_and_close(host, server):
+    """The client sends a line and closes at once; the server child writes
+    the echo, a byte at a time, into the dead connection."""
     sock = host.connect(server.port)
     sock.sendall(b"hello\n")
     sock.close()
-    return server
 
 
 @pytest.mark.parametrize("mode", ["handler", "ignore"])
 def test_server_child_writing_to_a_reset_peer_survives_when_sigpipe_is_handled(
         host, mode):
-    server = reset_peer_session(host, mode)
-    try:
+    with server_writing_to_a_reset_peer(host, mode) as server:
+        send_a_line_and_close(host, server)
         end = wait_until(lambda: server.events("session_end"), 5.0, "session_end",
                          seen=lambda: server.events()[-6:])[0]
         assert end["reason"] == "write" and end["error"] == "Broken pipe", end
@@ -42,16 +44,12 @@ def test_server_child_writing_to_a_reset_peer_survives_when_sigpipe_is_handled(
         assert len(sigpipes) == (1 if mode == "handler" else 0), server.events()
         reaped = wait_until(lambda: server.events("reaped"), 5.0, "reaped")[0]
         assert reaped.get("exit") == 1, reaped
-    finally:
-        server.terminate()
 
 
 def test_server_child_with_default_sigpipe_dies_of_it(host):
-    server = reset_peer_session(host, "default")
-    try:
+    with server_writing_to_a_reset_peer(host, "default") as server:
+        send_a_line_and_close(host, server)
         reaped = wait_until(lambda: server.events("reaped"), 5.0, "reaped",
                             seen=lambda: server.events()[-6:])[0]
         assert reaped.get("signal") == signal.SIGPIPE, (
             f"the parent should record its child killed by SIGPIPE: {reaped}")
-    finally:
-        server.terminate()
