@@ -205,16 +205,22 @@ def left_behind(checkout):
             for p in (checkout / folder).iterdir()]
 
 
-def help_invocations():
+def rootless_invocations():
+    """(argv, how its output starts): help of every command, and the
+    commands the docs say need no root."""
     commands = cli.subcommands(cli.make_parser())
-    return [[], ["--help"], ["--version"], ["help"]] + [[c, "--help"] for c in commands]
+    usage = [([], "usage: faultline"), (["--help"], "usage: faultline"),
+             (["help"], "usage: faultline"), (["--version"], "faultline ")]
+    usage += [([c, "--help"], f"usage: faultline {c}") for c in commands]
+    lists = [(["list"], "delayed-reads"), (["check", "--list"], "binary-echo")]
+    return [pytest.param(argv, starts, id=" ".join(argv) or "bare")
+            for argv, starts in usage + lists]
 
 
-@pytest.mark.parametrize("argv", help_invocations(), ids=lambda a: " ".join(a) or "bare")
-def test_help_needs_no_root_no_packages_no_build(bare_checkout, argv):
+@pytest.mark.parametrize("argv, starts", rootless_invocations())
+def test_help_and_lists_need_no_root_no_packages_no_build(bare_checkout, argv, starts):
     proc = bare(bare_checkout, *argv)
-    assert proc.returncode == 0 and proc.stdout.startswith(("usage: faultline",
-                                                            "faultline ")), seen(proc)
+    assert proc.returncode == 0 and proc.stdout.startswith(starts), seen(proc)
     assert left_behind(bare_checkout) == [], (f"it built, installed or ran: "
                                               f"{left_behind(bare_checkout)}{seen(proc)}")
 
