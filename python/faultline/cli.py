@@ -139,7 +139,8 @@ def check_command(args):
     try:
         chosen = checks.by_name(args.check) if args.check else None
     except KeyError as e:
-        raise UsageError(f"faultline check: {e.args[0]}", "faultline check --list") from None
+        raise UsageError(f"faultline check: {e.args[0]}",
+                         "faultline check --list") from None
     prepare("check", hosts=True)
     from . import artifacts
     from .server import Server
@@ -217,7 +218,8 @@ def help_command(args):
 
 
 def make_parser():
-    top = Parser(prog="faultline", epilog=EXIT_STATUSES, description="Test concurrent TCP servers under faults, each test on "
+    top = Parser(prog="faultline", epilog=EXIT_STATUSES,
+                 description="Test concurrent TCP servers under faults, each test on "
                              "its own throwaway host (network and PID namespaces). "
                              "demo, test, check and run make hosts: run them as root "
                              "(or with sudo); they install missing packages "
@@ -236,14 +238,13 @@ def make_parser():
     command("demo", demo_command,
             "the three SIGCHLD reapers side by side (UNP ch. 5), then the other "
             "seed experiments; artifacts in artifacts/demo/")
-    test = command("test", test_command,
-                   "the cmocka unit tests, then the pytest suite",
-                   "Run the cmocka unit tests, then the pytest suite (in the checkout, "
-                   "FAULTLINE_JOBS workers, default 2). Every other argument goes to "
-                   "pytest, e.g. 'faultline test -k zombie'; after '--' even -h does. "
-                   "pytest collecting no test is a failure.",
-                   usage="faultline test [-h] [PYTEST-ARG ...]", allow_abbrev=False)
-    test.set_defaults(pytest_args=[])
+    command("test", test_command,
+            "the cmocka unit tests, then the pytest suite",
+            "Run the cmocka unit tests, then the pytest suite (in the checkout, "
+            "FAULTLINE_JOBS workers, default 2). Every other argument goes to "
+            "pytest, e.g. 'faultline test -k zombie'; after '--' even -h does. "
+            "pytest collecting no test is a failure.",
+            usage="faultline test [-h] [PYTEST-ARG ...]", allow_abbrev=False)
     check = command("check", check_command,
                     "put any TCP echo server under every check",
                     "Run every check that applies to any TCP echo server against "
