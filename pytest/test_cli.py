@@ -151,6 +151,15 @@ def test_version_is_meson_builds():
     assert proc.returncode == 0 and proc.stdout == f"faultline {version}\n", seen(proc)
 
 
+def test_relative_build_dir_is_the_checkouts_from_anywhere(tmp_path):
+    """FAULTLINE_BUILD_DIR=build means the checkout's build/, as it did when
+    the script changed into the checkout."""
+    proc = faultline("build", "--help", cwd=tmp_path,
+                     env=clean_env(FAULTLINE_BUILD_DIR="build"))
+    assert proc.returncode == 0 and str(paths.REPO / "build") in " ".join(
+        proc.stdout.split()), seen(proc)
+
+
 def test_test_passes_its_arguments_to_pytest_and_no_test_is_a_failure(hosts_possible):
     proc = faultline("test", "-n", "0", "-k", "no_test_is_named_like_this")
     assert proc.returncode not in (0, 1) and "deselected" in proc.stdout, seen(proc)
