@@ -83,7 +83,7 @@ COMMANDS = {
     # README: Running one test; docs/SCENARIOS.md
     "pytest -k zombie": Selects(),
     "pytest -m fd_leak": Selects(),
-    "pytest pytest/test_zombie.py::test_one_wait_per_sigchld_loses_signals_of_simultaneous_exits":
+    "pytest 'pytest/test_scenarios.py::test_scenario[unp-5.10-lost-sigchld]'":
         Run(says="1 passed", root=True),
     "pytest -k zombie --keep-artifacts": Selects(),
     "pytest --markers": Run(says="@pytest.mark.zombie"),

@@ -293,9 +293,13 @@ class Server:
     def quiescent(self):
         """Nothing under way: the server asleep in its idle wait with no
         SIGCHLD pending, and no child running or half-way through exit."""
+        # A FIN still in flight (its sender in FIN_WAIT1) has not reached
+        # the serving process yet: under load the loopback softirq that
+        # delivers it can run after the client's close() returned.
         return self.idle() and not any(
             c.state in ("R", "D") or (c.dead and c.state != "Z")
-            for c in self.children())
+            for c in self.children()) and not tcpstate.in_state(
+                self.host.outer_pid, "FIN_WAIT1", self.port)
 
     def unreaped(self):
         """Zombie children that a sound reaper would have reaped: seen
