@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "fault.h"
+#include "fl_build_config.h"
 
 /*
  * Exit statuses. Each failure the suite provokes has its own, so a test

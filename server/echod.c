@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "fl_build_config.h"
 #include "die.h"
 #include "echod.h"
 #include "errfmt.h"
