@@ -83,21 +83,9 @@ static void unlink_conn(struct conn *c)
     live_conns--;
 }
 
-static void log_session_end(const struct conn *c, const char *reason, int errnum)
-{
-    struct event ev;
-    event_begin(&ev, "session_end");
-    event_int(&ev, "conn", c->id);
-    event_int(&ev, "bytes", c->ctx.bytes);
-    event_str(&ev, "reason", reason);
-    if (errnum)
-        event_str(&ev, "error", strerror(errnum));
-    event_emit(&ev);
-}
-
 static void end_session(struct conn *c, const char *reason, int errnum)
 {
-    log_session_end(c, reason, errnum);
+    log_session_end(c->id, c->ctx.bytes, reason, errnum);
     c->flags |= CONN_ENDED;
 }
 
@@ -386,21 +374,5 @@ void conn_raise_nofile(void)
     event_str(&ev, "resource", "nofile");
     event_int(&ev, "soft", rl.rlim_cur == RLIM_INFINITY ? -1 : (long long)rl.rlim_cur);
     event_int(&ev, "was", was == RLIM_INFINITY ? -1 : (long long)was);
-    event_emit(&ev);
-}
-
-void conn_log_stop(long connections)
-{
-    struct event ev;
-    event_begin(&ev, "stop");
-    event_int(&ev, "connections", connections);
-    event_emit(&ev);
-}
-
-void conn_log_drain_timeout(size_t live)
-{
-    struct event ev;
-    event_begin(&ev, "drain_timeout");
-    event_int(&ev, "live", (long long)live);
     event_emit(&ev);
 }

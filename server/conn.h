@@ -115,8 +115,4 @@ struct conn *conn_first(void);
 void conn_raise_nofile(void);
 
 
-/* The stop and drain_timeout events. */
-void conn_log_stop(long connections);
-void conn_log_drain_timeout(size_t live);
-
 #endif

@@ -96,10 +96,20 @@ extern int session_stop_fd;
  * session must end. */
 bool session_apply_fault(struct fault_hit hit, int fd, bool *fd_closed);
 
-/* dispatch.c: what the models' loops share. */
+/* events.c: one builder for each event more than one file writes. */
 void log_accept(long conn, const struct sockaddr *peer, socklen_t len);
+/* {call, error: strerror(errnum)} under the name `event` */
 void log_error(const char *event, const char *call, int errnum);
+/* {conn, and key: value unless key is NULL} under the name `event` */
 void log_conn(const char *event, long conn, const char *key, long long value);
+/* errnum 0: no error field */
+void log_session_end(long conn, long long bytes, const char *reason, int errnum);
+void log_stop(long connections);
+void log_drain_timeout(size_t live);
+void log_reload(const struct echod_options *opt);
+void log_reload_failed(const char *error);
+
+/* dispatch.c: what the models' loops share. */
 /* accept4() on the non-blocking listener with the shared error policy:
  * returns the connection (close-on-exec) numbered ++*conn and logged, or
  * ACCEPT_NOTHING when there is nothing to serve this time (wait again), or
@@ -134,7 +144,6 @@ bool time_left(const struct timespec *deadline, struct timespec *left);
  * reload_failed and keep the old one (false). The caller logs the reload
  * with log_reload() once every part of the server follows the new file. */
 bool reload_config(struct echod_options *opt);
-void log_reload(const struct echod_options *opt);
 
 /* The accept/dispatch loops, one per file. Each returns the exit status. */
 int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mask);

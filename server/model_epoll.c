@@ -106,7 +106,7 @@ static void stop(int epfd, int listenfd, long nconn)
 
     epoll_ctl(epfd, EPOLL_CTL_DEL, listenfd, NULL);
     close(listenfd);
-    conn_log_stop(nconn);
+    log_stop(nconn);
     for (c = conn_first(); c; c = next) {
         next = c->next;
         settle(epfd, c, conn_drain(c));
@@ -151,7 +151,7 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
             if (!time_left(&deadline, &left)) {
                 struct conn *c, *next;
 
-                conn_log_drain_timeout(conn_live());
+                log_drain_timeout(conn_live());
                 for (c = conn_first(); c; c = next) {
                     next = c->next;
                     conn_discard(c);

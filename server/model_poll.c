@@ -136,7 +136,7 @@ static void stop(struct poll_set *set, int listenfd, long nconn)
 {
     close(listenfd);
     set->fds[0].fd = -1;
-    conn_log_stop(nconn);
+    log_stop(nconn);
     for (size_t i = set->n; i-- > 1;)
         settle(set, i, conn_drain(set->conns[i]));
 }
@@ -167,7 +167,7 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
             if (set.n == 1)
                 break;
             if (!time_left(&deadline, &left)) {
-                conn_log_drain_timeout(set.n - 1);
+                log_drain_timeout(set.n - 1);
                 for (size_t i = 1; i < set.n; i++)
                     conn_discard(set.conns[i]);
                 break;

@@ -307,16 +307,12 @@ static bool wait_workers(struct worker *workers, int nworkers, struct timespec d
 static void drain(struct worker *workers, const struct echod_options *opt,
                   const sigset_t *wait_mask)
 {
-    struct event ev;
-
     children_signal_all(SIGTERM);
     if (opt->reap != REAP_WAITPID)
         return; /* the faulty reapers cannot tell when their workers are done */
     if (wait_workers(workers, opt->workers, deadline_after(opt->drain_ms), wait_mask))
         return;
-    event_begin(&ev, "drain_timeout");
-    event_int(&ev, "live", (long long)children_count());
-    event_emit(&ev);
+    log_drain_timeout(children_count());
     children_signal_all(SIGKILL);
     /* SIGKILL is prompt; a second is only a bound. */
     wait_workers(workers, opt->workers, deadline_after(1000), wait_mask);
@@ -327,7 +323,6 @@ int serve_prefork(int listenfd, struct echod_options *opt, const sigset_t *wait_
     struct worker *workers = calloc((size_t)opt->workers, sizeof *workers);
     unsigned long generation;
     sigset_t chld;
-    struct event ev;
 
     if (workers == NULL)
         die_errno("calloc", "worker table");
@@ -374,9 +369,7 @@ int serve_prefork(int listenfd, struct echod_options *opt, const sigset_t *wait_
     if (shutdown(listenfd, SHUT_RD) < 0)
         log_error("drain_error", "shutdown(listener)", errno);
     close(listenfd);
-    event_begin(&ev, "stop");
-    event_int(&ev, "connections", __atomic_load_n(&pool->conns, __ATOMIC_SEQ_CST));
-    event_emit(&ev);
+    log_stop(__atomic_load_n(&pool->conns, __ATOMIC_SEQ_CST));
     drain(workers, opt, wait_mask);
     free(workers);
     return 0;

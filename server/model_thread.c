@@ -145,7 +145,6 @@ static void drain(int stop_fd, const struct echod_options *opt)
 {
     struct timespec deadline = deadline_after(opt->drain_ms);
     uint64_t one = 1;
-    struct event ev;
     size_t left;
     int rc = 0;
 
@@ -156,11 +155,8 @@ static void drain(int stop_fd, const struct echod_options *opt)
         rc = pthread_cond_timedwait(&ended, &live_lock, &deadline);
     left = live;
     pthread_mutex_unlock(&live_lock);
-    if (left == 0)
-        return;
-    event_begin(&ev, "drain_timeout");
-    event_int(&ev, "live", (long long)left);
-    event_emit(&ev);
+    if (left > 0)
+        log_drain_timeout(left);
 }
 
 int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_mask)
@@ -168,7 +164,6 @@ int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_m
     pthread_condattr_t cattr;
     pthread_attr_t attr;
     sigset_t session_mask;
-    struct event ev;
     long conn = 0;
     int stop_fd;
 
@@ -219,9 +214,7 @@ int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_m
     }
 
     close(listenfd);
-    event_begin(&ev, "stop");
-    event_int(&ev, "connections", conn);
-    event_emit(&ev);
+    log_stop(conn);
     drain(stop_fd, opt);
     pthread_attr_destroy(&attr);
     /* Returning exits the process: threads still in a session end with it. */

@@ -22,30 +22,15 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "echod.h"
-#include "eventlog.h"
 #include "fault.h"
 #include "io.h"
 
 #define SESSION_BUFSIZE 16384
-
-static void log_session_end(long conn, long long bytes, const char *reason,
-                            int errnum)
-{
-    struct event ev;
-    event_begin(&ev, "session_end");
-    event_int(&ev, "conn", conn);
-    event_int(&ev, "bytes", bytes);
-    event_str(&ev, "reason", reason);
-    if (errnum)
-        event_str(&ev, "error", strerror(errnum));
-    event_emit(&ev);
-}
 
 bool session_apply_fault(struct fault_hit hit, int fd, bool *fd_closed)
 {
