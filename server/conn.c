@@ -100,11 +100,9 @@ void conn_fail(struct conn *c, int errnum)
 static struct fault_hit hook(struct conn *c, enum fault_point point)
 {
     struct fault_hit hit = FAULT_HOOK(point, &c->ctx);
-    bool closed = false;
 
-    if (session_apply_fault(hit, c->fd, &closed)) {
-        if (closed)
-            c->fd = c->ctx.fd = -1;
+    if (socket_fault(hit, c->fd, c->id) == SOCK_FAULT_CLOSED) {
+        c->fd = c->ctx.fd = -1;
         end_session(c, hit.action == FA_RST ? "fault_rst" : "fault_close", 0);
     }
     return hit;
@@ -262,34 +260,21 @@ bool conn_drain(struct conn *c)
     return conn_handle(c, 0);
 }
 
-static void close_now(struct conn *c)
-{
-    if (c->fd >= 0 && !(c->flags & CONN_LEAK))
-        close(c->fd);
-    c->fd = -1;
-}
-
 void conn_close(struct conn *c)
 {
-    if (c->fd >= 0) {
-        struct fault_hit hit = FAULT_HOOK(FP_BEFORE_CLOSE, &c->ctx);
-        bool closed = false;
-
-        /* leak: the descriptor stays open for the server's life (in the
-         * fork model the child would exit right after; here nobody does). */
-        if (hit.action == FA_LEAK)
-            c->flags |= CONN_LEAK;
-        else if (session_apply_fault(hit, c->fd, &closed) && closed)
-            c->fd = -1;
-        close_now(c);
-    }
+    /* A leak stays open for the server's life (in the fork model the
+     * child would exit right after; here nobody does). */
+    if (c->fd >= 0)
+        session_close(c->fd, &c->ctx, (c->flags & CONN_LEAK) != 0);
+    c->fd = -1;
     unlink_conn(c);
     free(c);
 }
 
 void conn_discard(struct conn *c)
 {
-    close_now(c);
+    if (c->fd >= 0 && !(c->flags & CONN_LEAK))
+        close(c->fd);
     unlink_conn(c);
     free(c);
 }

@@ -54,7 +54,7 @@ enum {
     CONN_DRAINING = 1u << 1,  /* SIGTERM: read only what has already arrived */
     CONN_READ_DONE = 1u << 2, /* draining and the queue was empty: read no more */
     CONN_ENDED = 1u << 3,     /* session_end logged; the loop must close it */
-    CONN_LEAK = 1u << 4,      /* never close the descriptor (--leak-connfd, leak fault) */
+    CONN_LEAK = 1u << 4,      /* never close the descriptor (--leak-connfd, leak@accept) */
 };
 
 struct conn {

@@ -164,7 +164,6 @@ bool accept_hook(long conn, int connfd, const char *fail_event,
 {
     struct fault_ctx ctx = { .conn = conn, .bytes = 0, .fd = connfd };
     struct fault_hit hit = FAULT_HOOK(FP_ACCEPT, &ctx);
-    bool closed = false;
 
     *leak = hit.action == FA_LEAK;
     if (hit.action == FA_FORK_FAIL) {
@@ -174,5 +173,16 @@ bool accept_hook(long conn, int connfd, const char *fail_event,
         close(connfd);
         return false;
     }
-    return !session_apply_fault(hit, connfd, &closed) && !closed;
+    /* rst, close: no session. (shutdown_wr never applies at accept.) */
+    return socket_fault(hit, connfd, conn) != SOCK_FAULT_CLOSED;
+}
+
+enum sock_fault_effect socket_fault(struct fault_hit hit, int fd, long conn)
+{
+    enum sock_fault_effect effect;
+    char err[FL_ERRLEN];
+
+    if (sock_fault_apply(fd, hit.action, &effect, err, sizeof err) < 0)
+        log_fault_error(conn, err);
+    return effect;
 }

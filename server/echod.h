@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "fault.h"
+#include "sockfault.h"
 
 enum reap_strategy {
     REAP_WAITPID, /* UNP server-v3, CS:APP echoserverp: waitpid(WNOHANG) loop */
@@ -83,18 +84,29 @@ int config_load(const char *path, const struct fault_set *base_faults,
 /* Put a config in force: seed its faults and activate them. */
 void config_apply(struct echod_config *cfg, uint64_t fault_seed);
 
-/* session.c: serve one connection until EOF, error, fault or termination;
- * returns the exit status for the process or thread that served it, and
- * says whether a fault already closed connfd. */
-int echo_session(int connfd, long conn, bool *connfd_closed);
+/* session.c: one connection's life in a blocking model. Who serves it
+ * names the events that open and close it:
+ *   child    child_start {conn} ... child_exit {conn, status}
+ *   thread   thread_start {conn, tid} ... thread_exit {conn, tid, status}
+ *   worker   session_start {conn, worker}, no event at the end
+ * `who` is the tid or the worker's slot (ignored for a child). */
+enum served_by { SERVED_BY_CHILD, SERVED_BY_THREAD, SERVED_BY_WORKER };
+/* The start event, the child_start hook, the echo session until EOF,
+ * error, fault or termination, then session_close() unless a fault already
+ * closed connfd, and the end event. Returns the exit status for the
+ * process or thread that served it. */
+int session_serve(int connfd, long conn, enum served_by by, long who, bool keep_open);
+/* The end of a connection in every model: the before_close hook, then
+ * close(connfd). The leak rule: the process that accepted a connection
+ * keeps it open when told to (--leak-connfd or leak@accept: keep_open;
+ * a fork child is not that process, its parent is), and any process keeps
+ * it when leak@before_close fires; an rst or close there closes it. */
+void session_close(int connfd, const struct fault_ctx *ctx, bool keep_open);
 /* A process-wide "stop" descriptor for sessions that are threads (the
  * thread model): when it becomes readable, every session drains as a forked
  * one does on SIGTERM. -1 (the default) where SIGTERM does that. Set it
  * before the first session starts. */
 extern int session_stop_fd;
-/* Carry out a fault the hook handed back on fd; returns true when the
- * session must end. */
-bool session_apply_fault(struct fault_hit hit, int fd, bool *fd_closed);
 
 /* events.c: one builder for each event more than one file writes. */
 void log_accept(long conn, const struct sockaddr *peer, socklen_t len);
@@ -108,6 +120,9 @@ void log_stop(long connections);
 void log_drain_timeout(size_t live);
 void log_reload(const struct echod_options *opt);
 void log_reload_failed(const char *error);
+/* fault_error {conn, error}: a socket fault's call failed (error is
+ * lib/sockfault.c's "call(fd N): strerror") */
+void log_fault_error(long conn, const char *error);
 
 /* dispatch.c: what the models' loops share. */
 /* accept4() on the non-blocking listener with the shared error policy:
@@ -131,6 +146,10 @@ bool over_limit_count(const struct echod_options *opt, long conn, int connfd,
  * the connection closed unserved), rst or close. */
 bool accept_hook(long conn, int connfd, const char *fail_event,
                  const char *fail_call, bool *leak);
+/* Carry out the socket action of a hook's hit (rst, close, shutdown_wr)
+ * on fd, connection conn, with lib's sock_fault_apply(); a failed call is
+ * logged as fault_error. Returns what became of fd. */
+enum sock_fault_effect socket_fault(struct fault_hit hit, int fd, long conn);
 /* The top of a blocking model's accept loop: reload if SIGHUP asked,
  * wait in ppoll() (the only place the loop's signals are unblocked), take
  * one connection. Returns it, or -1 when there is none this time. */

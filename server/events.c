@@ -93,3 +93,13 @@ void log_reload_failed(const char *error)
     event_str(&ev, "error", error);
     event_emit(&ev);
 }
+
+void log_fault_error(long conn, const char *error)
+{
+    struct event ev;
+
+    event_begin(&ev, "fault_error");
+    event_int(&ev, "conn", conn);
+    event_str(&ev, "error", error);
+    event_emit(&ev);
+}

@@ -19,32 +19,15 @@
 
 #include "die.h"
 #include "echod.h"
-#include "fault.h"
 
-/* The child: drop what belongs to the parent, serve, exit. */
-static void run_child(int listenfd, int connfd, long conn)
+/* The child: drop what belongs to the parent, serve, exit. A leak at
+ * accept or --leak-connfd is the parent's copy: the child closes its own. */
+static noreturn void run_child(int listenfd, int connfd, long conn)
 {
-    struct fault_ctx ctx = { .conn = conn, .bytes = 0, .fd = connfd };
-    struct fault_hit hit;
-    bool closed = false;
-    int status = 0;
-
     close(listenfd);
     signals_reset_in_child();
-    log_conn("child_start", conn, NULL, 0);
-
-    hit = FAULT_HOOK(FP_CHILD_START, &ctx);
-    if (!session_apply_fault(hit, connfd, &closed))
-        status = echo_session(connfd, conn, &closed);
-
-    if (!closed) {
-        hit = FAULT_HOOK(FP_BEFORE_CLOSE, &ctx);
-        if (hit.action != FA_LEAK && !session_apply_fault(hit, connfd, &closed))
-            close(connfd);
-    }
-    log_conn("child_exit", conn, "status", status);
     /* _exit: stdio buffers were copied from the parent and are not ours. */
-    _exit(status);
+    _exit(session_serve(connfd, conn, SERVED_BY_CHILD, 0, false));
 }
 
 static pid_t fork_child(int listenfd, int connfd, long conn)

@@ -115,32 +115,6 @@ static void log_worker(const char *name, int index, pid_t pid)
     event_emit(&ev);
 }
 
-/* One connection, with the hooks of a fork child (model_fork.c). The
- * worker lives on after it, so a leak at before_close (or --leak-connfd)
- * really leaks: the descriptor stays open in the worker. */
-static void serve_connection(int connfd, long conn, int index, bool leak)
-{
-    struct fault_ctx ctx = { .conn = conn, .bytes = 0, .fd = connfd };
-    struct fault_hit hit;
-    bool closed = false;
-    struct event ev;
-
-    event_begin(&ev, "session_start");
-    event_int(&ev, "conn", conn);
-    event_int(&ev, "worker", index);
-    event_emit(&ev);
-
-    hit = FAULT_HOOK(FP_CHILD_START, &ctx);
-    if (!session_apply_fault(hit, connfd, &closed))
-        echo_session(connfd, conn, &closed);
-
-    if (!closed) {
-        hit = FAULT_HOOK(FP_BEFORE_CLOSE, &ctx);
-        if (hit.action != FA_LEAK && !session_apply_fault(hit, connfd, &closed) && !leak)
-            close(connfd);
-    }
-}
-
 /* Take one connection under the pool lock: numbered, the newest config
  * adopted, max_conns checked, this worker marked busy. Returns it, or -1
  * when another worker got it (or it was refused). */
@@ -203,8 +177,11 @@ static noreturn void run_worker(int listenfd, int index, struct echod_options *o
         if (connfd < 0)
             continue;
 
+        /* The worker lives on after the session, so a leak (at accept,
+         * before_close or --leak-connfd) really leaks: the descriptor
+         * stays open in the worker. */
         if (accept_hook(conn, connfd, "fork_error", "fork (injected)", &leak))
-            serve_connection(connfd, conn, index, opt->leak_connfd || leak);
+            session_serve(connfd, conn, SERVED_BY_WORKER, index, opt->leak_connfd || leak);
         set_busy(index, 0);
     }
     /* _exit: stdio buffers were copied from the master and are not ours. */
