@@ -66,7 +66,8 @@ int drain_cli(struct conn *c, const struct echoc_options *opt);
 
 /*
  * Fault hooks (hooks.c). conn_hook() runs the hook at a point for a
- * connection and carries out what echoc can by itself:
+ * connection and carries out, through lib's sock_fault_apply(), what
+ * echoc can by itself:
  *   rst          SO_LINGER {1, 0} and close: RST; c->fd becomes -1
  *   close        close: FIN; c->fd becomes -1
  *   shutdown_wr  shutdown(SHUT_WR): FIN; c->shut is set
