@@ -181,7 +181,8 @@ static noreturn void run_worker(int listenfd, int index, struct echod_options *o
          * before_close or --leak-connfd) really leaks: the descriptor
          * stays open in the worker. */
         if (accept_hook(conn, connfd, "fork_error", "fork (injected)", &leak))
-            session_serve(connfd, conn, SERVED_BY_WORKER, index, opt->leak_connfd || leak);
+            session_serve(connfd, conn, SERVED_BY_WORKER, index,
+                          opt->leak_connfd || leak);
         set_busy(index, 0);
     }
     /* _exit: stdio buffers were copied from the master and are not ours. */

@@ -156,7 +156,8 @@ static int echo_session(struct fault_ctx *ctx, bool *closed)
     }
     /* An rst or close fault ended the session. */
     *closed = true;
-    log_session_end(conn, ctx->bytes, hit.action == FA_RST ? "fault_rst" : "fault_close", 0);
+    log_session_end(conn, ctx->bytes,
+                    hit.action == FA_RST ? "fault_rst" : "fault_close", 0);
     return 0;
 }
 

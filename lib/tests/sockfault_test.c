@@ -94,7 +94,8 @@ static void shutdown_wr_sends_eof_and_keeps_reading(void **state)
     enum sock_fault_effect effect = SOCK_FAULT_NONE;
     char err[FL_ERRLEN] = "", byte = 0;
 
-    assert_int_equal(sock_fault_apply(p.ours, FA_SHUTDOWN_WR, &effect, err, sizeof err), 0);
+    assert_int_equal(sock_fault_apply(p.ours, FA_SHUTDOWN_WR, &effect, err, sizeof err),
+                     0);
     assert_int_equal(effect, SOCK_FAULT_SHUT);
     assert_int_equal(peer_recv(p.peer), 0);
     assert_int_equal(send(p.peer, "x", 1, 0), 1);
@@ -114,7 +115,8 @@ static void other_actions_leave_the_socket_alone(void **state)
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
         enum sock_fault_effect effect = SOCK_FAULT_CLOSED;
 
-        assert_int_equal(sock_fault_apply(p.ours, others[i], &effect, err, sizeof err), 0);
+        assert_int_equal(sock_fault_apply(p.ours, others[i], &effect, err, sizeof err),
+                         0);
         assert_int_equal(effect, SOCK_FAULT_NONE);
     }
     assert_true(is_open(p.ours));
