@@ -51,8 +51,8 @@ void hooks_start(void)
     fault_activate(&faults);
 }
 
-static void note(const struct conn *c, enum fault_action action, enum fault_point point,
-                 const char *what)
+static void note(const struct client_conn *c, enum fault_action action,
+                 enum fault_point point, const char *what)
 {
     report(0, "fault %s@%s on connection %ld: %s", fault_action_name(action),
            fault_point_name(point), c->fault.conn, what);
@@ -62,7 +62,7 @@ static void note(const struct conn *c, enum fault_action action, enum fault_poin
  * stderr, with the failed call instead when one failed (a shutdown the
  * peer's reset beat; that shows again at the next read). shutdown_wr
  * shuts only once. */
-static enum hook_result cut_socket(struct conn *c, enum fault_action action,
+static enum hook_result cut_socket(struct client_conn *c, enum fault_action action,
                                    enum fault_point point)
 {
     enum sock_fault_effect effect = SOCK_FAULT_SHUT;
@@ -86,7 +86,8 @@ static enum hook_result cut_socket(struct conn *c, enum fault_action action,
     return result;
 }
 
-enum hook_result conn_hook_run(struct conn *c, enum fault_point point, long long *arg)
+enum hook_result conn_hook_run(struct client_conn *c, enum fault_point point,
+                               long long *arg)
 {
     struct fault_hit hit;
 
