@@ -32,11 +32,22 @@ struct echod_config {
     struct fault_set faults;  /* from the file, after the command line's */
 };
 
+struct echod_options;
+
+/* A concurrency model: --model name runs serve(), the model's accept/
+ * dispatch loop (one file each), which returns the exit status. echod.c
+ * holds the table of them. */
+struct echod_model {
+    const char *name;
+    int (*serve)(int listenfd, struct echod_options *opt, const sigset_t *wait_mask);
+    const char *help; /* one line for --help */
+};
+
 struct echod_options {
     const char *bind;
     int port;
     int backlog;
-    const char *model;
+    const struct echod_model *model;
     enum reap_strategy reap;
     enum sigpipe_mode sigpipe;
     bool leak_connfd;
