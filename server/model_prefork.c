@@ -173,6 +173,17 @@ static noreturn void run_worker(int listenfd, int index, struct echod_options *o
             log_error("worker_error", "ppoll", errno);
             _exit(1);
         }
+        if (listener.revents & POLLHUP) {
+            /* The master shut the listener down at SIGTERM. ppoll() now
+             * reports that at once, every time, and a signal pending when
+             * ppoll() returns ready is not delivered (the old mask is back
+             * first): polling the listener again would spin, SIGTERM
+             * pending, until the drain timeout's SIGKILL. Wait for the
+             * signal alone. */
+            while (!terminate_requested)
+                ppoll(NULL, 0, NULL, &open_mask);
+            break;
+        }
         connfd = take_connection(listenfd, index, opt, &generation, &conn, &open_mask);
         if (connfd < 0)
             continue;
