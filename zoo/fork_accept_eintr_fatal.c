@@ -1,0 +1,33 @@
+/*
+ * fork_accept_eintr_fatal: reaps correctly, but its SIGCHLD handler is
+ * installed without SA_RESTART, and accept() failing with EINTR is treated
+ * as fatal. The first child to exit while the parent waits in accept()
+ * interrupts it, and the server exits (UNP 5.9, "Handling Interrupted
+ * System Calls").
+ *
+ * Must fail: eintr, and every check in which a session ends before the
+ * next connection (the server is gone by then): server-death names it.
+ * Fix: retry accept() on EINTR (and ECONNABORTED), or install the handler
+ * with SA_RESTART.
+ */
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "die.h"
+#include "zoo.h"
+
+int main(int argc, char **argv)
+{
+    int listenfd = zoo_listen(argc, argv);
+
+    Sigaction(SIGCHLD, zoo_reap_every_exited_child, 0);
+    Sigaction(SIGPIPE, SIG_IGN, 0);
+    for (;;) {
+        int connfd = accept(listenfd, NULL, NULL);
+        if (connfd < 0)
+            die_errno("accept", NULL);
+        zoo_fork_session(listenfd, connfd, zoo_echo);
+        close(connfd);
+    }
+}
