@@ -154,3 +154,24 @@ def test_event_loop_serves_more_connections_than_fd_setsize(host, model):
             for s in socks:
                 s.close()
         assert answered == count, f"--model {model}: {answered} of {count} echoed"
+
+
+@pytest.mark.shutdown
+@pytest.mark.parametrize("model", MODELS)
+def test_an_idle_server_stops_at_sigterm_without_waiting_for_its_drain(host, model):
+    """Regression: prefork's idle workers spun on the shut-down listener
+    with SIGTERM pending (ppoll returning ready does not deliver it) until
+    the drain deadline SIGKILLed them. With nothing to drain, every model
+    exits 0 at once: no drain_timeout, no worker killed. The deadline is
+    set far beyond the wait below, so a server that waits for it fails."""
+    with Echod(host, model=model, drain_ms=60000, stopped_by_test=True) as server:
+        assert echo(host.connect(server.port)) == b"ping\n"
+        wait_until(server.idle, 5.0, "the server to be idle with no session",
+                   seen=server.ps)
+        server.send_signal(signal.SIGTERM)
+        status = server.proc.wait(20.0)
+        names = [e["event"] for e in server.events()]
+        assert status == 0 and "drain_timeout" not in names, (
+            f"--model {model}: exit {status}; events {names[-12:]}")
+        killed = [e for e in server.events("worker_exit") if "signal" in e]
+        assert not killed, f"--model {model}: workers killed at stop: {killed}"
