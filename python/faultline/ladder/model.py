@@ -32,7 +32,7 @@ SERVER_EVENTS = {"listen", "accept", "fork", "child_start", "session_end", "chil
 PROCESS_WIDE = {"signal", "reaped", "stop", "drain_timeout", "reload", "reload_failed",
                 "worker_exit", "respawn"}
 # Left out of every ladder: they concern the run, not a connection.
-RUN_EVENTS = {"fault_seed", "listen"}
+RUN_EVENTS = {"fault_seed", "listen", "rlimit"}
 # Left out of the overview too: every connection has them.
 ROUTINE = {"child_start", "session_start", "thread_start"}
 
@@ -419,7 +419,8 @@ def mark_label(e):
     if kind == "thread_start":
         return f"thread {e.get('tid')} starts"
     if kind == "stop":
-        return f"stop ({e.get('connections')} connections)"
+        n = e.get("connections")
+        return f"stop ({n} connection{'' if n == 1 else 's'})"
     if kind == "refused":
         return f"refused ({e.get('live')} live)"
     if kind == "listen":
@@ -504,10 +505,14 @@ class Server:
                     # first to know how, at its reaping.
                     lane.exited, lane.exit_label = e["ts"], f"{exit_text(e)} (seen at reap)"
                 lane.reaped = lane.reaped or e["ts"]
+        # A child may write its first event before its parent's fork event.
+        first = next((e["ts"] for e in self.events if e["pid"] == pid), None)
+        if first is not None and lane.born is not None:
+            lane.born = min(lane.born, first)
         if lane.exited is None:
             zombie = next((s for s in snapshots if s.processes.get(pid) == "Z"), None)
             if zombie:
-                lane.exited, lane.exit_label = zombie.time, "exited (a zombie in ps)"
+                lane.exited, lane.exit_label = zombie.time, "exited: a zombie in ps"
         return lane
 
 

@@ -26,14 +26,17 @@ MAX_ROWS = 400
 
 COLOURS = {"syn": "#3465a4", "synack": "#3465a4", "ack": "#729fcf", "data": "#2e3436",
            "fin": "#ce5c00", "rst": "#cc0000"}
+# Every selector under .fl-ladder: inline in an HTML report, an SVG's style
+# sheet applies to the whole page.
 STYLE = """
-text { font-family: DejaVu Sans, Verdana, sans-serif; font-size: 12px; fill: #2e3436; }
-.title { font-size: 15px; font-weight: bold; }
-.lanetitle { font-size: 12px; font-weight: bold; }
-.time, .gap text { font-size: 11px; fill: #555753; }
-.mark text, .arrow text { paint-order: stroke; stroke: #ffffff; stroke-width: 4px; }
-.preview { font-family: DejaVu Sans Mono, monospace; }
-.note { font-size: 11px; fill: #555753; }
+.fl-ladder text { font-family: DejaVu Sans, Verdana, sans-serif; font-size: 12px;
+                  fill: #2e3436; }
+.fl-ladder .title { font-size: 15px; font-weight: bold; }
+.fl-ladder .lanetitle { font-weight: bold; }
+.fl-ladder .time, .fl-ladder .gap text, .fl-ladder .note { font-size: 11px; fill: #555753; }
+.fl-ladder .mark text, .fl-ladder .arrow text { paint-order: stroke; stroke: #ffffff;
+                                                stroke-width: 4px; }
+.fl-ladder .preview { font-family: DejaVu Sans Mono, monospace; }
 """
 
 
@@ -103,9 +106,13 @@ def ladder_group(ladder, top, max_rows=MAX_ROWS):
             out.append(arrow_element(row, x_of[row.src], x_of[row.dst], y))
         else:
             x = x_of[row.lane]
+            # A socket state seen by a snapshot is a square, an event a dot.
+            dot = (f'<rect x="{x - 4}" y="{y - 4}" width="8" height="8" fill="#3465a4"/>'
+                   if row.kind == "state" else
+                   f'<circle cx="{x}" cy="{y}" r="4" fill="#2e3436"/>')
             out.append(f'<g class="mark" {attr(data_kind=row.kind, data_lane=row.lane)}>'
-                       f'<circle cx="{x}" cy="{y}" r="4" fill="#2e3436"/>'
-                       f'<text x="{x + 9}" y="{y + 4}">{escape(clip(row.text))}</text></g>')
+                       f'{dot}<text x="{x + 9}" y="{y + 4}">{escape(clip(row.text))}</text>'
+                       f'</g>')
     height = bottom - top + 24
     for note in ladder.notes:
         out.append(f'<text class="note" x="10" y="{top + height}">'
@@ -154,8 +161,8 @@ def document(picture, max_rows=MAX_ROWS):
         body.append(f'<text class="note" x="10" y="{top}">{escape(note)}</text>')
     height = top + 10
     return "\n".join([
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="fl-ladder" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}">',
         f"<style>{STYLE}</style>",
         f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
         *body, "</svg>", ""])
