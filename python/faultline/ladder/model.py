@@ -215,7 +215,7 @@ def read_pcaps(paths):
     """Every TCP segment of the pcaps, in time order; a packet seen in two
     of them (the same connection captured twice) counts once."""
     from scapy.error import Scapy_Exception
-    segments, seen = [], set()
+    segments, earlier = [], set()
     for path in paths:
         path = Path(path)
         if not path.is_file():
@@ -225,11 +225,11 @@ def read_pcaps(paths):
             found = capture.read_segments(path)
         except (OSError, Scapy_Exception, EOFError) as e:
             raise InputError(f"{path}: cannot read it as a pcap: {e}") from None
-        for s in found:
-            key = (round(s.time, 3), s.src, s.dst, s.flags, s.seq, s.ack, s.length)
-            if key not in seen:
-                seen.add(key)
-                segments.append(s)
+        # Within one file a repeat is real (a duplicate ACK); across files
+        # it is the same packet seen at two interfaces.
+        key = lambda s: (round(s.time, 3), s.src, s.dst, s.flags, s.seq, s.ack, s.length)
+        segments += [s for s in found if key(s) not in earlier]
+        earlier |= {key(s) for s in found}
     return sorted(segments, key=lambda s: s.time)
 
 
