@@ -256,6 +256,7 @@ def test_ladder_command_refuses_a_bad_pcap_in_one_line(tmp_path, name, content):
         pcap.write_text(content)
     proc = ladder_command(pcap)
     lines = proc.stderr.splitlines()
-    said = f"exit {proc.returncode}\nstdout {proc.stdout[-500:]!r}\nstderr {proc.stderr[-2000:]}"
+    said = (f"exit {proc.returncode}\nstdout {proc.stdout[-500:]!r}\n"
+            f"stderr {proc.stderr[-2000:]}")
     assert proc.returncode == 2 and len(lines) == 1 and str(pcap) in lines[0], said
     assert "Traceback" not in proc.stderr and not proc.stdout, said

@@ -52,9 +52,8 @@ def run(args, out):
     caller makes it one line and exit status 2."""
     if args.width < 60 or (args.rows is not None and args.rows < 5):
         raise model.InputError("--width wants 60 columns or more, --rows 5 or more")
-    try:
-        import scapy  # noqa: F401 - the pcap reader's; missing on a bare machine
-    except ImportError:
+    import importlib.util
+    if importlib.util.find_spec("scapy") is None:  # the pcap reader's, on a bare machine
         from .. import build
         build.install_deps()
     picture = picture_of(args)

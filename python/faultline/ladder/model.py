@@ -227,7 +227,8 @@ def read_pcaps(paths):
             raise InputError(f"{path}: cannot read it as a pcap: {e}") from None
         # Within one file a repeat is real (a duplicate ACK); across files
         # it is the same packet seen at two interfaces.
-        key = lambda s: (round(s.time, 3), s.src, s.dst, s.flags, s.seq, s.ack, s.length)
+        def key(s):
+            return (round(s.time, 3), s.src, s.dst, s.flags, s.seq, s.ack, s.length)
         segments += [s for s in found if key(s) not in earlier]
         earlier |= {key(s) for s in found}
     return sorted(segments, key=lambda s: s.time)
@@ -334,42 +335,37 @@ def arrows_of(conv, conn=None):
     for s in conv.segments:
         side = "client" if s.src == conv.client else "server"
         other = "server" if side == "client" else "client"
-        lanes = ((f"{side}_socket", f"{other}_socket"))
-
-        def arrow(kind, label, **kw):
-            arrows.append(Arrow(s.time, lanes[0], lanes[1], side, kind, label,
-                                conn=conn, **kw))
         end = (s.seq + s.length + (1 if s.has("S") or s.has("F") else 0)) % 2**32
-        again = side in sent_upto and s.length > 0 and _seq_before(end, sent_upto[side])
-        if s.length or s.has("S") or s.has("F"):
-            if side not in sent_upto or _seq_before(sent_upto[side], end):
-                sent_upto[side] = end
-        data = dict(length=s.length, preview=preview(s.payload), cut=s.cut)
+        # Sequence space sent before, again: a retransmission.
+        again = ((s.length or s.has("F")) and side in sent_upto
+                 and not _seq_before(sent_upto[side], end))
+        if side not in sent_upto or _seq_before(sent_upto[side], end):
+            sent_upto[side] = end
         size = f"{s.length} B" + (f" (cut to {len(s.payload)} B)" if s.cut else "")
-        retransmitted = " (retransmitted)" if again else ""
+        kind, label = None, None
         if s.has("R"):
-            arrow("rst", "RST")
+            kind, label = "rst", "RST"
+        elif s.has("S") and s.has("A"):
+            synack = s
+            kind, label = "synack", "SYN-ACK"
         elif s.has("S"):
-            if s.has("A"):
-                synack = s
-                arrow("synack", "SYN-ACK")
-            else:
-                arrow("syn", "SYN" + (" (again)" if arrows and arrows[0].kind == "syn"
-                                       else ""))
+            kind, label = "syn", "SYN (again)" if arrows else "SYN"
         elif s.has("F"):
             fin_end[side] = end
-            arrow("fin", f"FIN + data {size}{retransmitted}" if s.length
-                  else "FIN" + retransmitted, **data)
+            kind, label = "fin", f"FIN + data {size}" if s.length else "FIN"
         elif s.length:
-            arrow("data", f"data {size}{retransmitted}", **data)
-        elif s.has("A"):
-            if (synack is not None and not handshake_acked and side == "client"
-                    and s.ack == (synack.seq + 1) % 2**32):
-                handshake_acked = True
-                arrow("ack", "ACK")
-            elif other in fin_end and other not in fin_acked and s.ack == fin_end[other]:
-                fin_acked.add(other)
-                arrow("ack", "ACK of FIN")
+            kind, label = "data", f"data {size}"
+        elif (synack is not None and not handshake_acked and side == "client"
+              and s.ack == (synack.seq + 1) % 2**32):
+            handshake_acked = True
+            kind, label = "ack", "ACK"
+        elif other in fin_end and other not in fin_acked and s.ack == fin_end[other]:
+            fin_acked.add(other)
+            kind, label = "ack", "ACK of FIN"
+        if kind:
+            arrows.append(Arrow(s.time, f"{side}_socket", f"{other}_socket", side, kind,
+                                label + (" (retransmitted)" if again else ""),
+                                s.length, preview(s.payload), s.cut, conn))
     return arrows
 
 

@@ -12,7 +12,7 @@ A lane is `|` while its process lives, `:` while it is a zombie (exited,
 not reaped), blank before its fork and after its reaping.
 """
 
-from .model import Arrow, Elided, Gap, Ladder, Mark
+from .model import Arrow, Elided, Gap, Ladder
 
 WIDTH = 100
 ROWS = 40
