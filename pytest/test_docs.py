@@ -108,6 +108,12 @@ COMMANDS = {
     # README: Scenario files; docs/SCENARIOS.md
     "./faultline list": Run(says="unp-5.12-premature-block"),
     "./faultline run unp-5.12-premature-block": Run(root=True),
+    # README: Pictures
+    "./faultline ladder fixtures/ladder/unp-5.12-premature-block": Run(says="C→B RST"),
+    "./faultline ladder fixtures/ladder/unp-5.10-lost-sigchld --svg /tmp/unp-5.10.svg":
+        Run(says="svg: /tmp/unp-5.10.svg"),
+    "./faultline ladder fixtures/ladder/unp-5.10-lost-sigchld --mermaid":
+        Run(says="sequenceDiagram"),
     # README: Benchmarks
     "/usr/bin/python3 bench/host_cost.py":
         NotHere("a benchmark: 50 rounds by default; figures are quoted, never asserted",

@@ -8,6 +8,8 @@ One module per concern:
   procs      the process table: children, zombies, descriptors, signals
   tcpstate   the kernel's TCP sockets inside a host
   capture    tcpdump on a host, and reading the pcap (scapy)
+  ladder     ladder diagrams of a run from its pcap and event logs: one
+             model, drawn as SVG, text and Mermaid (faultline ladder)
   clients    client moves on sockets made in a host (echo, reset) and
              with echoc (start_client, talk)
   artifacts  per-test artifact folders, kept on failure

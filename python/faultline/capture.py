@@ -22,14 +22,26 @@ from .waiting import WaitTimeout, wait_until
 
 BARRIER_ETHERTYPE = 0x88B5  # IEEE 802 local experimental
 
+# Snapshot lengths (tcpdump -s). WHOLE_FRAME keeps every byte of a frame on
+# loopback (MTU 65536, plus the Ethernet header), so a ladder can show what
+# was said. HEADERS_AND_SOME caps each packet at 512 bytes for captures that
+# move volume (megabytes, hundreds of connections): in immediate mode each
+# slot of tcpdump's ring is as large as the snapshot length, and a ring of
+# 64 KiB slots holds only ~500 packets before the kernel drops the rest.
+WHOLE_FRAME = 65536 + 14
+HEADERS_AND_SOME = 512
+
 
 class CaptureIncomplete(AssertionError):
     """The kernel dropped packets before tcpdump read them."""
 
 
 class Capture:
-    def __init__(self, host, path, iface="lo", bpf="tcp"):
+    def __init__(self, host, path, iface="lo", bpf="tcp", snaplen=HEADERS_AND_SOME):
+        """snaplen: bytes kept of each packet; WHOLE_FRAME where the test
+        moves little data and the payload is worth reading."""
         self.host = host
+        self.snaplen = snaplen
         self.path = Path(path)
         self.iface = iface
         self.bpf = f"({bpf}) or ether proto {BARRIER_ETHERTYPE:#06x}"
@@ -38,14 +50,15 @@ class Capture:
 
     def start(self, timeout=5.0):
         # -Z root: Debian's tcpdump otherwise drops to user tcpdump and
-        # cannot write into a root-owned artifact folder. -s 512 -B 32768:
-        # each slot of the capture ring is as large as the snapshot length,
-        # so the default (262144 bytes in a 2 MiB ring) holds a handful of
-        # packets and drops the rest under load ("70 packets dropped by
-        # kernel"); headers are what the assertions read, and payload
-        # lengths come from the IP header, not from the captured bytes.
+        # cannot write into a root-owned artifact folder. -B 32768: each
+        # slot of the capture ring is as large as the snapshot length, so
+        # tcpdump's default (262144 bytes in a 2 MiB ring) holds a handful
+        # of packets and drops the rest under load ("70 packets dropped by
+        # kernel"); payload lengths come from the IP header, not from the
+        # captured bytes, so a short snapshot length loses only previews.
         self.proc = self.host.spawn(
-            ["tcpdump", "-i", self.iface, "-n", "-s", "512", "-B", "32768", "-U",
+            ["tcpdump", "-i", self.iface, "-n", "-s", str(self.snaplen), "-B", "32768",
+             "-U",
              "--immediate-mode", "-Z", "root", "-w", str(self.path), self.bpf],
             name=f"tcpdump-{self.iface}")
         self.proc.wait_for_output("listening on", timeout, stream="stderr")
@@ -106,7 +119,13 @@ class Segment:
     flags: str      # tcpdump letters: S F R P A ...
     seq: int
     ack: int
-    length: int     # payload bytes
+    length: int     # payload bytes on the wire
+    payload: bytes = b""  # what the capture kept of them (the snapshot length)
+
+    @property
+    def cut(self):
+        """The capture kept less of the payload than was sent."""
+        return len(self.payload) < self.length
 
     def has(self, flag):
         return flag in self.flags
@@ -136,12 +155,13 @@ def read_segments(path):
                 ip = packet[IPv6]
                 length = ip.plen - tcp.dataofs * 4
             flags = "".join(f for f in FLAG_ORDER if f in str(tcp.flags))
-            # The payload length from the headers: the capture keeps only
-            # the first 512 bytes of each packet.
+            # The payload length from the headers: the capture may have
+            # kept only the first bytes of each packet (Capture's snaplen).
             segments.append(Segment(
                 index=index, time=float(packet.time),
                 src=(ip.src, tcp.sport), dst=(ip.dst, tcp.dport), flags=flags,
-                seq=tcp.seq, ack=tcp.ack, length=length))
+                seq=tcp.seq, ack=tcp.ack, length=length,
+                payload=bytes(tcp.payload)[:max(length, 0)]))
     return segments
 
 

@@ -198,6 +198,14 @@ def list_command(args):
     return OK
 
 
+def ladder_command(args):
+    from .ladder import command, model
+    try:
+        return command.run(args, sys.stdout)
+    except model.InputError as e:
+        raise UsageError(f"faultline ladder: {e}", "faultline ladder --help") from None
+
+
 def build_command(args):
     build.install_deps()
     build.ensure_built(quiet=False)
@@ -264,6 +272,9 @@ def make_parser():
     run.add_argument("scenario", metavar="SCENARIO",
                      help="a name as 'faultline list' prints it, or a path to a .toml file")
     command("list", list_command, "the scenario files, one line each (needs no root)")
+    from .ladder import command as ladder
+    ladder.add_arguments(command("ladder", ladder_command, "draw a capture's connections "
+                                 "as ladder diagrams (needs no root)", ladder.DESCRIPTION))
     command("build", build_command,
             "install missing packages, configure and compile (needs no root "
             "unless packages are missing)",

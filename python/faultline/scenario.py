@@ -261,8 +261,12 @@ class Run:
                 f"{self.server.sockets()}")
 
     def snapshot(self, label):
+        # The time is the pcap's and the event log's clock (CLOCK_REALTIME),
+        # taken once the tables are read: what they show was so by then,
+        # which is where a ladder draws it.
+        tables = self.evidence()
         with (self.workdir / "snapshots.txt").open("a") as f:
-            f.write(f"--- after {label}\n{self.evidence()}\n")
+            f.write(f"--- after {label} at {time.time():.6f}\n{tables}\n")
 
     def group(self, name):
         if name not in self.sockets:
@@ -773,7 +777,10 @@ def run(path, workdir):
         capturer = None
         if spec.get("capture"):
             state.pcap = result.pcap = workdir / f"{path.stem}.pcap"
-            capturer = cap.Capture(host, state.pcap, iface=iface).start()
+            # A scenario moves a few lines: keep whole packets, so that the
+            # ladder can show what each one carried.
+            capturer = cap.Capture(host, state.pcap, iface=iface,
+                                   snaplen=cap.WHOLE_FRAME).start()
         state.server = make_server(spec, host)
         if isinstance(state.server, Echod):
             result.events = state.server.events_path
