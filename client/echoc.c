@@ -70,6 +70,7 @@ static const char usage_text[] =
     "  --events FILE|-       append JSON-lines events (faults that fire) to\n"
     "                        FILE, or to stdout with -\n"
     "  --help                this text\n"
+    "  --version             print faultline's version and exit\n"
     "Exit status:\n"
     "  0  success: every echo came back (and matched)\n"
     "  1  other runtime error (the message names the call)\n"
@@ -123,7 +124,7 @@ static void parse_positionals(int argc, char **argv, struct echoc_options *opt)
 static void parse_options(int argc, char **argv, struct echoc_options *opt)
 {
     enum { OPT_MODE = 256, OPT_CONNS, OPT_BYTES, OPT_VERIFY, OPT_HALF_CLOSE,
-           OPT_SIGPIPE, OPT_FAULT, OPT_EVENTS, OPT_HELP };
+           OPT_SIGPIPE, OPT_FAULT, OPT_EVENTS, OPT_HELP, OPT_VERSION };
     static const struct option longopts[] = {
         { "mode", required_argument, NULL, OPT_MODE },
         { "conns", required_argument, NULL, OPT_CONNS },
@@ -134,6 +135,7 @@ static void parse_options(int argc, char **argv, struct echoc_options *opt)
         { "fault", required_argument, NULL, OPT_FAULT },
         { "events", required_argument, NULL, OPT_EVENTS },
         { "help", no_argument, NULL, OPT_HELP },
+        { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 },
     };
     const char *env_faults = getenv("ECHOC_FAULTS");
@@ -189,6 +191,9 @@ static void parse_options(int argc, char **argv, struct echoc_options *opt)
             break;
         case OPT_HELP:
             fputs(usage_text, stdout);
+            exit(ECHOC_OK);
+        case OPT_VERSION:
+            puts("echoc " FL_VERSION);
             exit(ECHOC_OK);
         case ':':
             die_usage("option '%s' needs a value", argv[optind - 1]);

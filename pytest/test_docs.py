@@ -105,6 +105,23 @@ COMMANDS = {
     "./faultline check --server-cmd 'build/server/echod --reap none --port 7000' "
     "--port 7000 --check zombies": Run(status=1, says="FAIL  zombies", root=True),
     f"pytest pytest/test_byo.py --server-cmd '{SOCAT}' --server-port 9877": Selects(),
+    # README: Installing
+    "meson setup /tmp/faultline-build --prefix /usr/local":
+        NotHere("configures an install into this system", "pytest/test_install.py",
+                '"meson", "setup", str(build), "--prefix", str(prefix)'),
+    "sudo meson install -C /tmp/faultline-build":
+        NotHere("would install into this system; the test installs into a fresh prefix",
+                "pytest/test_install.py", '"meson", "install", "-C", str(build)'),
+    "cd my-project && sudo faultline check --server-cmd './my-server -p 7000' --port 7000":
+        NotHere("needs an installed faultline and the user's server; the test makes both",
+                "pytest/test_install.py", '"check", "--server-cmd", server'),
+    "dpkg-buildpackage -us -uc -b":
+        NotHere("builds the .deb, over a minute", ".ci/run",
+                "timeout 900 dpkg-buildpackage -us -uc -b"),
+    "sudo apt install ../faultline_*.deb":
+        NotHere("would install into this system: CI resolves it with a simulated "
+                "apt-get install and runs the unpacked .deb", ".ci/run",
+                'apt-get install -s -q --no-install-recommends "$deb"'),
     # README: Scenario files; docs/SCENARIOS.md
     "./faultline list": Run(says="unp-5.12-premature-block"),
     "./faultline run unp-5.12-premature-block": Run(root=True),

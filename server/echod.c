@@ -62,6 +62,7 @@ static const char usage_tail[] =
     "  --events FILE|-       append JSON-lines events to FILE or stdout\n"
     "  --backlog N           listen() backlog (default 1024)\n"
     "  --help                this text\n"
+    "  --version             print faultline's version and exit\n"
     "Readiness: one line on stdout after listen(), naming the bound address.\n"
     "Signals: SIGTERM/SIGINT close the listener, let open sessions finish\n"
     "what they have read, then exit 0; SIGHUP re-reads --config.\n"
@@ -117,7 +118,7 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
 {
     enum { OPT_PORT = 256, OPT_BIND, OPT_MODEL, OPT_REAP, OPT_LEAK, OPT_EVENTS,
            OPT_BACKLOG, OPT_SIGPIPE, OPT_CONFIG, OPT_FAULT, OPT_DRAIN, OPT_WORKERS,
-           OPT_HELP };
+           OPT_HELP, OPT_VERSION };
     static const struct option longopts[] = {
         { "port", required_argument, NULL, OPT_PORT },
         { "bind", required_argument, NULL, OPT_BIND },
@@ -132,6 +133,7 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
         { "events", required_argument, NULL, OPT_EVENTS },
         { "backlog", required_argument, NULL, OPT_BACKLOG },
         { "help", no_argument, NULL, OPT_HELP },
+        { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 },
     };
     static const char *const reaps[] = { "waitpid", "wait", "none", NULL };
@@ -192,6 +194,9 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
             break;
         case OPT_HELP:
             usage();
+            exit(0);
+        case OPT_VERSION:
+            puts("echod " FL_VERSION);
             exit(0);
         case ':':
             die_usage("option '%s' needs a value", argv[optind - 1]);

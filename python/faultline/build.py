@@ -5,6 +5,10 @@ when it is missing or stale.
 the suite never runs against binaries older than the sources. A no-op
 compile costs one ninja run (tens of milliseconds). The commands of
 ./faultline that run something call install_deps() first.
+
+An installed faultline (paths.INSTALLED) has no checkout: its packages are
+its package manager's business and its binaries were installed with it, so
+install_deps() does nothing and ensure_built() only checks they are there.
 """
 
 import fcntl
@@ -32,6 +36,8 @@ def _run(argv, what):
 def install_deps():
     """ci/install-deps: installs the missing Debian/Ubuntu packages, and is
     silent (a few file tests) when nothing is missing."""
+    if paths.INSTALLED:
+        return
     script = paths.REPO / "ci" / "install-deps"
     status = subprocess.run([str(script)]).returncode
     if status != 0:
@@ -41,6 +47,9 @@ def install_deps():
 def ensure_built(quiet=True):
     """Set up (if needed) and compile the build dir; serialized by a lock so
     parallel pytest workers or commands never run ninja twice at once."""
+    if paths.INSTALLED:
+        require_binaries()
+        return
     build = paths.BUILD_DIR
     build.parent.mkdir(parents=True, exist_ok=True)
     lock_path = build.parent / f".{build.name}.lock"
@@ -56,6 +65,15 @@ def ensure_built(quiet=True):
         out = _run(["meson", "compile", "-C", str(build)], "meson compile")
         if not quiet and "ninja: no work to do" not in out:
             sys.stdout.write(out)
+    require_binaries()
+
+
+def require_binaries():
     for name in ("echod", "echoc", "flhost"):
-        if not os.access(paths.binary(name), os.X_OK):
-            raise BuildError(f"the build did not produce {paths.binary(name)}")
+        path = paths.binary(name)
+        if os.access(path, os.X_OK):
+            continue
+        if paths.INSTALLED:
+            raise BuildError(f"{path} is missing: the faultline installed in "
+                             f"{paths.PACKAGE} came without it")
+        raise BuildError(f"the build did not produce {path}")

@@ -17,7 +17,6 @@ run_check too (pytest/test_conformance.py, pytest/test_byo.py).
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,9 +60,15 @@ class Parser(argparse.ArgumentParser):
 
 def version():
     """The project's version: meson.build's, the one place it is set."""
-    text = (paths.REPO / "meson.build").read_text()
-    found = re.search(r"\bversion\s*:\s*'([^']+)'", text)
-    return found.group(1) if found else "unknown"
+    return paths.version()
+
+
+def checkout_only(command):
+    """test and build work on a checkout's suite and meson build, which an
+    installed faultline (paths.INSTALLED) does not have."""
+    if paths.INSTALLED:
+        raise UsageError(f"faultline {command}: works in a checkout of faultline only; "
+                         f"this one is installed ({paths.PACKAGE})", "faultline --help")
 
 
 # --- what running commands need ------------------------------------------------
@@ -107,6 +112,7 @@ def demo_command(args):
 
 
 def test_command(args):
+    checkout_only("test")
     pytest_args = list(args.pytest_args)
     if pytest_args[:1] == ["--"]:
         pytest_args = pytest_args[1:]
@@ -207,6 +213,7 @@ def ladder_command(args):
 
 
 def build_command(args):
+    checkout_only("build")
     build.install_deps()
     build.ensure_built(quiet=False)
     return OK
@@ -280,7 +287,7 @@ def make_parser():
             "unless packages are missing)",
             f"Install the missing Debian/Ubuntu packages (ci/install-deps), then "
             f"configure and compile the meson build in FAULTLINE_BUILD_DIR "
-            f"(now {paths.BUILD_DIR}).")
+            f"(now {paths.BUILD_DIR or 'none: this faultline is installed'}).")
     topic = command("help", help_command, "this text, or a command's")
     topic.add_argument("topic", nargs="?", metavar="COMMAND")
     return top

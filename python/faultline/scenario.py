@@ -54,7 +54,7 @@ from .topology import TwoHosts
 from .server import Server
 from .waiting import WaitTimeout, wait_until
 
-SCENARIO_DIR = paths.REPO / "fixtures" / "scenarios"
+SCENARIO_DIR = paths.SCENARIO_DIR
 
 # {name} or {name:format-spec} in a verdict; names may hold dots (c.status).
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.]*)(?::([^{}]*))?\}")
