@@ -227,7 +227,8 @@ static int connect_or_exit(const struct echoc_options *opt)
 }
 
 /* Connection number `number` (1-based), then its connect hook. */
-static void open_connection(struct conn *c, long number, const struct echoc_options *opt)
+static void open_connection(struct client_conn *c, long number,
+                            const struct echoc_options *opt)
 {
     long long arg = 0;
 
@@ -243,7 +244,8 @@ static void open_connection(struct conn *c, long number, const struct echoc_opti
  * never used. They stay open until exit() closes every descriptor at once,
  * so the server's children all see EOF and exit together.
  */
-static void open_idle_connections(struct conn *conns, const struct echoc_options *opt)
+static void open_idle_connections(struct client_conn *conns,
+                                  const struct echoc_options *opt)
 {
     for (long i = 1; i < opt->conns; i++)
         open_connection(&conns[i], i + 1, opt);
@@ -255,7 +257,7 @@ static void open_idle_connections(struct conn *conns, const struct echoc_options
  * close one here; leak leaves it to exit(); once the half-close has run
  * the hook for connection 1, it does not run again.
  */
-static void before_exit_close(struct conn *conns, long n)
+static void before_exit_close(struct client_conn *conns, long n)
 {
     for (long i = 0; i < n; i++) {
         long long arg = 0;
@@ -267,7 +269,7 @@ static void before_exit_close(struct conn *conns, long n)
     }
 }
 
-static int talk(struct conn *c, const struct echoc_options *opt)
+static int talk(struct client_conn *c, const struct echoc_options *opt)
 {
     if (c->fd < 0) /* a fault at connect took it */
         return ECHOC_FAULT;
@@ -284,7 +286,7 @@ int main(int argc, char **argv)
 {
     struct echoc_options opt;
     char err[FL_ERRLEN];
-    struct conn *conns;
+    struct client_conn *conns;
     int rc;
 
     set_progname(argv[0]);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "fault.h"
+#include "fl_build_config.h"
 
 /*
  * Exit statuses. Each failure the suite provokes has its own, so a test
@@ -47,7 +48,7 @@ struct echoc_options {
  * One connection. conn 1 is the one echoc talks on; 2..N are --conns'
  * idle ones. The fault hooks see `fault` (conn number, bytes read, fd).
  */
-struct conn {
+struct client_conn {
     int fd;                 /* -1 once a fault closed it */
     bool shut;              /* a shutdown_wr fault shut our write side */
     bool close_hooked;      /* before_close has run for it */
@@ -57,15 +58,16 @@ struct conn {
 /* The ways of talking on the connection (str_cli.c). Each returns an exit
  * status, having reported any failure on stderr. drain_cli() is what is
  * left once a shutdown_wr fault has shut our side: read to the EOF. */
-int str_cli_block(struct conn *c, const struct echoc_options *opt);
-int str_cli_select(struct conn *c, const struct echoc_options *opt);
-int bytes_cli_block(struct conn *c, const struct echoc_options *opt);
-int bytes_cli_select(struct conn *c, const struct echoc_options *opt);
-int drain_cli(struct conn *c, const struct echoc_options *opt);
+int str_cli_block(struct client_conn *c, const struct echoc_options *opt);
+int str_cli_select(struct client_conn *c, const struct echoc_options *opt);
+int bytes_cli_block(struct client_conn *c, const struct echoc_options *opt);
+int bytes_cli_select(struct client_conn *c, const struct echoc_options *opt);
+int drain_cli(struct client_conn *c, const struct echoc_options *opt);
 
 /*
  * Fault hooks (hooks.c). conn_hook() runs the hook at a point for a
- * connection and carries out what echoc can by itself:
+ * connection and carries out, through lib's sock_fault_apply(), what
+ * echoc can by itself:
  *   rst          SO_LINGER {1, 0} and close: RST; c->fd becomes -1
  *   close        close: FIN; c->fd becomes -1
  *   shutdown_wr  shutdown(SHUT_WR): FIN; c->shut is set
@@ -81,7 +83,8 @@ enum hook_result {
 };
 
 #if FL_FAULT_HOOKS
-enum hook_result conn_hook_run(struct conn *c, enum fault_point point, long long *arg);
+enum hook_result conn_hook_run(struct client_conn *c, enum fault_point point,
+                               long long *arg);
 #define conn_hook(c, point, arg) conn_hook_run((c), (point), (arg))
 #else
 #define conn_hook(c, point, arg) ((void)(c), (void)(arg), HOOK_GO_ON)

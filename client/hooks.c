@@ -1,22 +1,22 @@
 /*
  * echoc's side of the fault engine: --fault and ECHOC_FAULTS, the seed,
- * and the caller's share of a firing fault (rst, close, shutdown_wr here;
- * short, drop and leak in the loops that get HOOK_SHORT, HOOK_DROP and
- * HOOK_LEAK back). docs/FAULTS.md describes what each does to a session.
+ * and the caller's share of a firing fault (rst, close, shutdown_wr here,
+ * through lib's sock_fault_apply(); short, drop and leak in the loops that
+ * get HOOK_SHORT, HOOK_DROP and HOOK_LEAK back). docs/FAULTS.md describes
+ * what each does to a session.
  *
  * Built with -Dfault_hooks=disabled, only the refusal of --fault is left:
  * no fault_* function is called, so none is linked.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "echoc.h"
 #include "errfmt.h"
+#include "sockfault.h"
 
 #if FL_FAULT_HOOKS
 
@@ -51,16 +51,44 @@ void hooks_start(void)
     fault_activate(&faults);
 }
 
-static void note(const struct conn *c, enum fault_action action, enum fault_point point,
-                 const char *what)
+static void note(const struct client_conn *c, enum fault_action action,
+                 enum fault_point point, const char *what)
 {
     report(0, "fault %s@%s on connection %ld: %s", fault_action_name(action),
            fault_point_name(point), c->fault.conn, what);
 }
 
-enum hook_result conn_hook_run(struct conn *c, enum fault_point point, long long *arg)
+/* rst, close, shutdown_wr: carried out by lib (sockfault.c), said on
+ * stderr, with the failed call instead when one failed (a shutdown the
+ * peer's reset beat; that shows again at the next read). shutdown_wr
+ * shuts only once. */
+static enum hook_result cut_socket(struct client_conn *c, enum fault_action action,
+                                   enum fault_point point)
 {
-    static const struct linger abortive = { .l_onoff = 1, .l_linger = 0 };
+    enum sock_fault_effect effect = SOCK_FAULT_SHUT;
+    enum hook_result result = HOOK_GO_ON;
+    const char *what = "write side shut (FIN sent), reading to the end";
+    char err[FL_ERRLEN] = "";
+    int rc = 0;
+
+    if (!(action == FA_SHUTDOWN_WR && c->shut))
+        rc = sock_fault_apply(c->fd, action, &effect, err, sizeof err);
+    if (effect == SOCK_FAULT_SHUT) {
+        c->shut = true;
+    } else {
+        c->fd = -1;
+        result = HOOK_ENDED;
+        what = action == FA_RST ? "reset (RST sent), connection gone"
+                                : "closed (FIN sent), connection gone";
+    }
+    cut[action]++;
+    note(c, action, point, rc < 0 ? err : what);
+    return result;
+}
+
+enum hook_result conn_hook_run(struct client_conn *c, enum fault_point point,
+                               long long *arg)
+{
     struct fault_hit hit;
 
     if (c->fd < 0)
@@ -69,27 +97,9 @@ enum hook_result conn_hook_run(struct conn *c, enum fault_point point, long long
     hit = FAULT_HOOK(point, &c->fault);
     switch (hit.action) {
     case FA_RST:
-        /* SO_LINGER {1, 0}: close() aborts, the kernel sends RST, no FIN. */
-        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive);
-        close(c->fd);
-        c->fd = -1;
-        cut[hit.action]++;
-        note(c, hit.action, point, "reset (RST sent), connection gone");
-        return HOOK_ENDED;
     case FA_CLOSE:
-        close(c->fd);
-        c->fd = -1;
-        cut[hit.action]++;
-        note(c, hit.action, point, "closed (FIN sent), connection gone");
-        return HOOK_ENDED;
     case FA_SHUTDOWN_WR:
-        /* A failure (the peer reset us already) shows at the next read. */
-        if (!c->shut)
-            shutdown(c->fd, SHUT_WR);
-        c->shut = true;
-        cut[hit.action]++;
-        note(c, hit.action, point, "write side shut (FIN sent), reading to the end");
-        return HOOK_GO_ON;
+        return cut_socket(c, hit.action, point);
     case FA_SHORT:
         *arg = hit.arg;
         return HOOK_SHORT;

@@ -68,7 +68,7 @@ static int shut_write(int sockfd)
  * alone, or cut to N by short=N. Returns KEEP_GOING, NOT_SENT (shutdown_wr:
  * c->shut is set, send nothing), or ECHOC_FAULT (rst, close).
  */
-static int before_write(struct conn *c, size_t *limit)
+static int before_write(struct client_conn *c, size_t *limit)
 {
     long long arg = 0;
 
@@ -86,7 +86,7 @@ static int before_write(struct conn *c, size_t *limit)
 }
 
 /* The after_write hook: KEEP_GOING (c->shut may be set) or ECHOC_FAULT. */
-static int after_write(struct conn *c)
+static int after_write(struct client_conn *c)
 {
     long long arg = 0;
 
@@ -94,7 +94,7 @@ static int after_write(struct conn *c)
 }
 
 /* The before_read hook: KEEP_GOING (c->shut may be set) or ECHOC_FAULT. */
-static int before_read(struct conn *c)
+static int before_read(struct client_conn *c)
 {
     long long arg = 0;
 
@@ -103,7 +103,7 @@ static int before_read(struct conn *c)
 
 /* n > 0 bytes came in: count them, then the after_read hook. Returns
  * KEEP_GOING, DROPPED or ECHOC_FAULT. */
-static int after_read(struct conn *c, size_t n)
+static int after_read(struct client_conn *c, size_t n)
 {
     long long arg = 0;
 
@@ -123,7 +123,7 @@ static int after_read(struct conn *c, size_t n)
  * pieces of at most N bytes after short=N. Returns KEEP_GOING (c->shut may
  * be set: the bytes went out first), NOT_SENT, or an exit status.
  */
-static int conn_write(struct conn *c, const void *buf, size_t n)
+static int conn_write(struct client_conn *c, const void *buf, size_t n)
 {
     const char *p = buf;
     size_t limit = n, done = 0;
@@ -146,7 +146,7 @@ static int conn_write(struct conn *c, const void *buf, size_t n)
  * shutdown (the server never gets our FIN, and we wait for its EOF in
  * vain). Returns ECHOC_OK or an exit status.
  */
-static int half_close(struct conn *c)
+static int half_close(struct client_conn *c)
 {
     long long arg = 0;
     enum hook_result r;
@@ -190,7 +190,7 @@ static int check_echo(const void *sent, size_t sent_len, const void *got,
  * still arrives is passed on (to stdout in line mode) and, with --verify,
  * is an echo of nothing. Ends at the server's EOF.
  */
-static int read_until_eof(struct conn *c, struct line_reader *from_server,
+static int read_until_eof(struct client_conn *c, struct line_reader *from_server,
                           bool to_stdout, bool verify, unsigned long long offset)
 {
     char buf[SELECT_CHUNK];
@@ -250,7 +250,7 @@ static int read_echo_line(struct line_reader *from_server, char *echo,
  * see the server's FIN. It learns of it only after the next line is
  * written, when the read of its echo returns 0.
  */
-int str_cli_block(struct conn *c, const struct echoc_options *opt)
+int str_cli_block(struct client_conn *c, const struct echoc_options *opt)
 {
     struct line_reader from_stdin, from_server;
     char line[LINE_SIZE], echo[LINE_SIZE];
@@ -337,7 +337,7 @@ static void pending_consume(struct pending *p, size_t n)
 }
 
 struct select_session {
-    struct conn *c;
+    struct client_conn *c;
     const struct echoc_options *opt;
     struct line_reader from_stdin;
     bool stdin_eof;
@@ -489,7 +489,7 @@ static int select_loop(struct select_session *s)
     }
 }
 
-int str_cli_select(struct conn *c, const struct echoc_options *opt)
+int str_cli_select(struct client_conn *c, const struct echoc_options *opt)
 {
     struct select_session s = { .c = c, .opt = opt };
     int rc;
@@ -552,7 +552,7 @@ static int check_generated_echo(const unsigned char *got, size_t n,
  * Lockstep, as str_cli does with lines: one chunk out with writen(), the
  * same amount back with readn(), so neither side's buffers ever fill.
  */
-int bytes_cli_block(struct conn *c, const struct echoc_options *opt)
+int bytes_cli_block(struct client_conn *c, const struct echoc_options *opt)
 {
     unsigned char out[LOCKSTEP_CHUNK], in[LOCKSTEP_CHUNK];
     const unsigned long long total = opt->bytes;
@@ -599,7 +599,7 @@ int bytes_cli_block(struct conn *c, const struct echoc_options *opt)
 }
 
 struct bytes_session {
-    struct conn *c;
+    struct client_conn *c;
     const struct echoc_options *opt;
     unsigned long long sent, received;
     unsigned char out[SELECT_CHUNK]; /* out[out_pos..out_len) not yet written */
@@ -704,7 +704,7 @@ static int bytes_select_loop(struct bytes_session *s)
  * we keep draining echoes while the server waits for us to read, so
  * neither side can block the other for good.
  */
-int bytes_cli_select(struct conn *c, const struct echoc_options *opt)
+int bytes_cli_select(struct client_conn *c, const struct echoc_options *opt)
 {
     struct bytes_session s = { .c = c, .opt = opt };
     int flags = fcntl(c->fd, F_GETFL);
@@ -716,7 +716,7 @@ int bytes_cli_select(struct conn *c, const struct echoc_options *opt)
 
 /* A fault shut our write side before the talking began (shutdown_wr at
  * connect): read what the server sends up to its EOF. */
-int drain_cli(struct conn *c, const struct echoc_options *opt)
+int drain_cli(struct client_conn *c, const struct echoc_options *opt)
 {
     struct line_reader from_server;
 

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "fl_build_config.h"
 
 enum fault_point {
     FP_ACCEPT,       /* server parent, after accept(), before dispatch */

@@ -7,31 +7,39 @@ from faultline.host import Host, HostUnavailable
 from faultline.topology import TwoHosts
 
 
+ARTIFACTS_KEY = pytest.StashKey()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    """A test's artifact folder is kept when any phase failed: the
+    teardown's report, made after every fixture has finished, decides, so
+    a failure raised in teardown (a server fixture's check at exit, in a
+    yield fixture) keeps the folder too."""
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"report_{report.when}", report)
     path = item.stash.get(ARTIFACTS_KEY, None)
-    if report.failed and path is not None:
+    if path is None:
+        return
+    if report.failed:
         report.sections.append(("faultline artifacts", f"kept in {path}"))
-
-
-ARTIFACTS_KEY = pytest.StashKey()
+    if report.when == "teardown":
+        failed = any(getattr(item, f"report_{when}", None) is not None
+                     and getattr(item, f"report_{when}").failed
+                     for when in ("setup", "call", "teardown"))
+        if not failed and not item.config.getoption("--keep-artifacts"):
+            artifacts.discard(path)
 
 
 @pytest.fixture
 def artifact_dir(request):
     """A fresh folder for this test's pcaps, logs and outputs; kept when the
-    test fails or --keep-artifacts is given, removed otherwise."""
+    test fails (in any phase) or --keep-artifacts is given, removed
+    otherwise."""
     path = artifacts.fresh_dir(request.node.nodeid)
     request.node.stash[ARTIFACTS_KEY] = path
-    yield path
-    failed = any(getattr(request.node, f"report_{when}", None) is not None
-                 and getattr(request.node, f"report_{when}").failed
-                 for when in ("setup", "call"))
-    if not failed and not request.config.getoption("--keep-artifacts"):
-        artifacts.discard(path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ The same checks as `./faultline check`, one test each.
 
 
 from faultline import checks
+from faultline.cli import run_check
 from faultline.server import Server
 
 
@@ -22,6 +23,5 @@ def pytest_generate_tests(metafunc):
 def test_your_server(request, host, artifact_dir, chk):
     command = request.config.getoption("--server-cmd")
     port = request.config.getoption("--server-port")
-    verdict = checks.run_check(chk, host, lambda h: Server(h, command, port),
-                               artifact_dir)
+    verdict = run_check(chk, host, lambda h: Server(h, command, port), artifact_dir)
     assert verdict.passed, f"{chk.title}: {verdict.summary}\n{verdict.evidence}"

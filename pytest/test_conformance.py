@@ -12,6 +12,7 @@ blocking workers serves as many sessions at once as it has workers.
 import pytest
 
 from faultline import checks
+from faultline.cli import run_check
 from faultline.echod import Echod
 
 pytestmark = pytest.mark.conformance
@@ -28,7 +29,7 @@ MODELS = {
 @pytest.mark.parametrize("chk", checks.CHECKS, ids=[c.name for c in checks.CHECKS])
 @pytest.mark.parametrize("model", MODELS)
 def test_model_conforms(host, artifact_dir, model, chk):
-    verdict = checks.run_check(
+    verdict = run_check(
         chk, host, lambda h: Echod(h, model=model, args=MODELS[model]), artifact_dir)
     assert verdict.passed, (f"--model {model}: {chk.title}: {verdict.summary}\n"
                             f"{verdict.evidence}")

@@ -176,7 +176,8 @@ def test_kill_serving_kills_only_the_child_and_its_client_reads_eof(host):
 
 @pytest.mark.fd_leak
 def test_leaked_connfd_makes_the_parent_a_second_holder_that_keeps_it_open(host):
-    with Echod(host, args=["--leak-connfd"]) as server:
+    # The parent's copy outlives the child: a descriptor it leaks.
+    with Echod(host, args=["--leak-connfd"], leaves={"fds"}) as server:
         sock = host.connect(server.port)
         assert echo(sock, b"one\n") == b"one\n"
         child, = wait_until(server.children, 5.0, "the serving child", seen=server.ps)

@@ -4,10 +4,11 @@ capture, the parent's reaped event, the event log."""
 
 import signal
 import socket
+import time
 
 import pytest
 
-from faultline import capture, experiments, paths, procs, tcpstate
+from faultline import capture, paths, procs, tcpstate
 from faultline.clients import echo
 from faultline.echod import Echod
 from faultline.waiting import wait_until
@@ -46,8 +47,9 @@ def test_process_fault_ends_the_child_with_the_status_it_names(host, spec, statu
 
 def test_stall_leaves_the_child_alive_and_the_data_unread(host):
     # A stalled child ignores the drain's SIGTERM: keep the drain short.
-    with Echod(host, args=["--drain-timeout", "100"],
-               faults=["stall@before_read"]) as server:
+    # It never reads the client's FIN either: its socket stays in CLOSE_WAIT.
+    with Echod(host, drain_ms=100, faults=["stall@before_read"],
+               leaves={"close_wait"}) as server:
         sock = host.connect(server.port)
         sock.sendall(LINE)
         child = server.child_of_conn(1)
@@ -61,10 +63,10 @@ def test_stall_leaves_the_child_alive_and_the_data_unread(host):
 
 def test_delay_holds_each_read_back_at_least_that_long(host):
     with Echod(host, faults=["delay=150ms@before_read"]) as server:
-        start = experiments.monotonic()  # the child, and its delay, come later
+        start = time.monotonic()  # the child, and its delay, come later
         sock = host.connect(server.port)
         assert echo(sock, LINE) == LINE
-        assert experiments.monotonic() - start >= 0.150
+        assert time.monotonic() - start >= 0.150
         assert fault_events(server, "delay")
 
 
@@ -136,7 +138,8 @@ def test_fork_fail_at_accept_closes_the_connection_without_a_child(host):
 
 
 def test_leak_at_accept_keeps_the_parent_holding_the_socket(host):
-    with Echod(host, faults=["leak@accept,conn=1"]) as server:
+    with Echod(host, faults=["leak@accept,conn=1"],
+               leaves={"fds", "close_wait"}) as server:
         baseline = server.fd_count()
         for _ in range(2):
             sock = host.connect(server.port)

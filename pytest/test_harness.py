@@ -10,8 +10,10 @@ import sys
 import pytest
 
 from faultline import paths, procs
+from faultline.clients import echo
 from faultline.echod import Echod
 from faultline.host import Host, HostError
+from faultline.server import ServerCrashed, ServerLeftBehind
 from faultline.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.harness
@@ -38,17 +40,19 @@ def alive(pids):
 
 def test_closing_a_host_kills_everything_on_it(hosts_possible, artifact_dir):
     host = Host("closing", artifact_dir)
-    server = Echod(host, reap="none").start()
-    sock = host.connect(server.port)
-    sock.sendall(b"x")
-    assert sock.recv(1) == b"x"
-    wait_until(lambda: server.children(), 5.0, "a served child")
-    server.stop()  # a stopped process must die too
-    pids = [server.pid, host.outer_pid, host.init_pid] + [
-        c.pid for c in server.children()]
-    inode = host.netns_inode
-    sock.close()
-    host.close()
+    # Closing the host ends the server: the kernel SIGKILLs it, stopped or not.
+    with Echod(host, reap="none", stopped_by_test=True,
+               exit_status=-signal.SIGKILL) as server:
+        sock = host.connect(server.port)
+        sock.sendall(b"x")
+        assert sock.recv(1) == b"x"
+        wait_until(lambda: server.children(), 5.0, "a served child")
+        server.stop()  # a stopped process must die too
+        pids = [server.pid, host.outer_pid, host.init_pid] + [
+            c.pid for c in server.children()]
+        inode = host.netns_inode
+        sock.close()
+        host.close()
     assert alive(pids) == [], procs.ps_table(filter(None, map(procs.info, pids)))
     wait_until(lambda: not netns_holders(inode), 5.0,
                "no process left in the host's network namespace",
@@ -100,3 +104,85 @@ def test_a_signal_kills_the_command_not_the_shim(host):
     proc = host.spawn(["sleep", "30"])
     proc.send_signal(signal.SIGTERM)
     assert proc.wait() == -signal.SIGTERM
+
+
+# --- the server fixture's check at exit (STYLE.md item 7) --------------------
+
+def serve_and_close(host, server, clients=1):
+    """Each client echoes a line and closes; returns at once, while the
+    server's side of the last close may still be under way."""
+    for _ in range(clients):
+        sock = host.connect(server.port)
+        assert echo(sock) == b"ping\n"
+        sock.close()
+
+
+def test_server_fixture_passes_a_sound_server_whose_children_are_still_exiting(host):
+    with Echod(host) as server:
+        serve_and_close(host, server, clients=5)
+    assert server.proc.returncode == 0, server.proc.stderr()
+    assert not (host.workdir / "echod.at-exit.txt").exists()
+
+
+def test_server_fixture_fails_a_server_that_leaves_a_zombie(host):
+    with pytest.raises(ServerLeftBehind) as raised:
+        with Echod(host, reap="none") as server:
+            serve_and_close(host, server)
+    text = str(raised.value)
+    assert ("left behind what the test did not declare: zombie children: 1 "
+            "(with the server idle in its accept wait)") in text, text
+    assert "<defunct>" in text and "leaves={'zombies'}" in text, text
+    assert (host.workdir / "echod.at-exit.txt").exists(), text
+    assert not server.alive(), f"the fixture stops the server all the same\n{server.ps()}"
+
+
+def test_server_fixture_passes_the_zombie_a_test_declares(host):
+    with Echod(host, reap="none", leaves={"zombies"}) as server:
+        serve_and_close(host, server)
+        wait_until(server.zombies, 5.0, "the zombie", seen=server.ps)
+
+
+def test_server_fixture_fails_a_server_that_leaves_close_wait(host):
+    # The descriptors it leaks along are declared: CLOSE_WAIT alone fails.
+    with pytest.raises(ServerLeftBehind) as raised:
+        with Echod(host, args=["--leak-connfd"], leaves={"fds"}) as server:
+            serve_and_close(host, server)
+    text = str(raised.value)
+    assert f"sockets in CLOSE_WAIT on port {server.port}: 1" in text, text
+    assert "CLOSE_WAIT " in text.split(f"sockets on port {server.port}:")[1], text
+    assert "descriptors over" not in text and "zombie" not in text, text
+
+
+def test_server_fixture_fails_a_server_that_leaks_descriptors(host):
+    with pytest.raises(ServerLeftBehind) as raised:
+        with Echod(host, args=["--leak-connfd"], leaves={"close_wait"}) as server:
+            serve_and_close(host, server, clients=2)
+    text = str(raised.value)
+    assert "it held when ready: 2" in text, text
+    assert text.count("  + fd ") == 2 and "-> socket:[" in text, text
+    assert "CLOSE_WAIT on port" not in text, text
+
+
+def test_server_fixture_fails_a_server_that_crashed(host):
+    # One process serves every connection in the poll model: the fault
+    # kills the server itself.
+    with pytest.raises(ServerCrashed) as raised:
+        with Echod(host, model="poll", faults=["kill@after_read"]) as server:
+            sock = host.connect(server.port)
+            sock.sendall(b"ping\n")
+            assert sock.recv(16) == b"", "the server died: EOF"
+    text = str(raised.value)
+    assert f"(pid {server.pid}) died during the test: killed by SIGKILL" in text, text
+
+
+def test_server_fixture_checks_the_exit_of_a_server_the_test_ends(host):
+    with pytest.raises(ServerCrashed) as raised:
+        with Echod(host, stopped_by_test=True) as server:
+            server.send_signal(signal.SIGKILL)
+    text = str(raised.value)
+    assert "killed by SIGKILL when the test ended it, expected exit status 0" in text, text
+
+
+def test_server_fixture_refuses_a_leftover_it_does_not_know(host):
+    with pytest.raises(ValueError, match="unknown \\['zombie'\\]"):
+        Echod(host, leaves={"zombie"})

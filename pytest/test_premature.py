@@ -1,51 +1,26 @@
-"""UNP 5.12, "termination of server process": the child serving a client
-is killed. Its kernel sends a FIN; the blocking client, waiting on stdin,
-does not see it, and its socket sits in CLOSE_WAIT. Its next line goes out,
-the server host answers with RST, and the client's read finds the FIN:
-"server terminated prematurely". The select() client notices at once.
-
-Expected packets on the connection, in order:
-    server FIN   (the child died)
-    client data  (the next line, sent into a half-closed connection)
-    server RST   (no socket there any more)
-"""
+"""UNP 5.12, "termination of server process", beyond the seed experiments.
+The killed child and the blocking client that notices only at its next
+line (killed from outside, or by a fault hook) and the select() client
+that notices at once (UNP 6.4) are scenario files
+(fixtures/scenarios/unp-5.12-*, unp-6.4-*, two-hosts-premature), run by
+test_scenarios.py under this marker: `pytest -m premature` selects them
+with this file."""
 
 import pytest
 
-from faultline import experiments
+from faultline.clients import PREMATURE, start_client, talk
 from faultline.echod import Echod
 
 pytestmark = pytest.mark.premature
 
 
-@pytest.mark.pcap
-@pytest.mark.close_wait
-@pytest.mark.parametrize("kill_with", ["outside", "hook"])
-def test_blocking_client_misses_the_fin_until_its_next_line(host, kill_with):
-    seen = experiments.premature_termination(host, "block", kill_with)
-    assert seen.facts["alive_in_close_wait"], (
-        f"the blocking client should not notice the FIN while it waits on stdin\n"
-        f"{seen.facts['close_wait']}")
-    assert seen.facts["status"] == 4, seen.evidence
-    assert experiments.PREMATURE in seen.facts["stderr"], seen.evidence
-    assert seen.facts["fin_data_rst"], (
-        f"expected server FIN, then the client's line, then server RST\n"
-        f"{seen.evidence}\npcap: {seen.artifacts[0]}")
-
-
-def test_select_client_reports_premature_termination_at_once(host):
-    seen = experiments.premature_termination(host, "select", "outside")
-    assert seen.facts["status"] == 4, seen.evidence
-    assert experiments.PREMATURE in seen.facts["stderr"], seen.evidence
-
-
 def test_kill_after_read_leaves_the_waiting_client_without_its_echo(host):
     with Echod(host, faults=["kill@after_read,nth=2"]) as server:
-        client = experiments.start_client(host, server.port, mode="block")
-        experiments.talk(client, "first")
+        client = start_client(host, server.port, ["--mode", "block"])
+        talk(client, "first")
         client.stdin.write(b"second\n")
         client.stdin.flush()
         assert client.wait() == 4, client.stderr()
-        assert experiments.PREMATURE in client.stderr()
+        assert PREMATURE in client.stderr()
         assert "second" not in client.stdout()
         assert server.reaped_event(1).get("signal") == 9, server.events()[-4:]

@@ -1,34 +1,27 @@
 """Forced resets. A RST instead of a FIN (SO_LINGER 0, then close) from
 either end: the other side sees ECONNRESET where it expected end of file,
-and nothing is left behind.
+and nothing is left behind. The server forcing it (rst@before_close) is a
+scenario file (fixtures/scenarios/rst-before-close.toml), run by
+test_scenarios.py under this marker; this file is the client forcing it.
 
-Expected packets, server side forcing it:
-    client FIN (half-close) ... server RST, and no server FIN
+Expected packets, client side forcing it:
+    client RST where its FIN would be, and no client FIN
 """
 
 import pytest
 
-from faultline import capture, experiments, tcpstate
+from faultline import capture, tcpstate
+from faultline.clients import start_client, talk
 from faultline.echod import Echod
 
 pytestmark = [pytest.mark.rst, pytest.mark.pcap]
 
 
-def test_server_rst_before_close_gives_the_client_connection_reset(host):
-    seen = experiments.server_rst(host)
-    conn = seen.facts["conversation"]
-    assert seen.facts["status"] == 5, seen.facts["stderr"]
-    assert "connection reset by peer" in seen.facts["stderr"]
-    assert conn.rsts_from("server"), conn.describe()
-    assert not conn.fins_from("server"), f"a RST replaces the FIN\n{conn.describe()}"
-
-
 def test_client_rst_ends_the_server_session_cleanly(host):
     pcap = host.workdir / "client-rst.pcap"
     with capture.Capture(host, pcap), Echod(host) as server:
-        client = experiments.start_client(host, server.port,
-                                          extra=["--fault", "rst@before_close"])
-        experiments.talk(client, "bye")
+        client = start_client(host, server.port, ["--fault", "rst@before_close"])
+        talk(client, "bye")
         client.stdin.close()
         client.wait()
         assert server.reaped_event(1).get("exit") == 1, server.events()[-5:]

@@ -7,14 +7,13 @@ import subprocess
 
 import pytest
 
-from faultline import scenario
+from faultline import demo, scenario
 
 FILES = scenario.all_scenarios()
 
 
 def _param(path):
-    marker = scenario.load(path).get("marker")
-    marks = [getattr(pytest.mark, marker)] if marker else []
+    marks = [getattr(pytest.mark, m) for m in scenario.markers(scenario.load(path))]
     return pytest.param(path, id=path.stem, marks=[pytest.mark.scenario, *marks])
 
 
@@ -50,3 +49,127 @@ def test_every_step_and_expectation_is_documented():
     missing = [f"`{name}`" for name in [*scenario.STEPS, *scenario.EXPECTATIONS]
                if f"`{name}`" not in text and f"`{name} =" not in text]
     assert not missing, f"docs/SCENARIOS.md does not describe {', '.join(missing)}"
+
+
+# --- the verdict line and the demo that prints it ---------------------------
+
+def test_a_verdict_is_filled_from_the_measurements(tmp_path):
+    state = scenario.Run({}, None, tmp_path)
+    state.measured.update({"c.status": 4, "slow.echo_ms": 1003.6})
+    spec = {"verdict": "exit {c.status}, echo after {slow.echo_ms:.0f} ms"}
+    assert scenario.judge(state, spec) == "exit 4, echo after 1004 ms"
+    assert not state.failures, state.failures
+
+
+def test_a_verdict_naming_what_no_step_recorded_fails_the_run(tmp_path):
+    state = scenario.Run({}, None, tmp_path)
+    state.measured["c.status"] = 4
+    assert scenario.judge(state, {"verdict": "exit {d.status}"}) is None
+    assert state.failures and "nothing measured 'd.status'" in state.failures[0], (
+        state.failures)
+
+
+def test_a_verdict_naming_no_gauge_is_refused_when_the_file_loads(tmp_path):
+    path = tmp_path / "typo.toml"
+    path.write_text('# no packets\ntitle = "t"\nverdict = "{zombiez} zombies"\n'
+                    '[[step]]\ndo = "wait_idle"\n')
+    with pytest.raises(scenario.ScenarioError, match="'zombiez', which nothing measures"):
+        scenario.load(path)
+
+
+def test_at_least_holds_at_the_bound_and_fails_below_it(tmp_path):
+    state = scenario.Run({}, None, tmp_path)
+    state.measured.update({"slow.echo_ms": 1000.0, "fast.echo_ms": 999.9})
+    scenario.expect_at_least(state, {"slow.echo_ms": 1000})
+    assert not state.failures, state.failures
+    scenario.expect_at_least(state, {"fast.echo_ms": 1000})
+    assert len(state.failures) == 1 and "expected at least 1000" in state.failures[0]
+
+
+def test_the_demo_shows_every_seed_experiment_from_its_file_in_order():
+    shown = [(path.stem, demo.label(spec), bool(spec["demo"].get("table")))
+             for path, spec in demo.demo_scenarios()]
+    assert shown == [
+        ("unp-5.10-no-reaper", "none", True),
+        ("unp-5.10-lost-sigchld", "wait", True),
+        ("unp-5.10-waitpid-loop", "waitpid", True),
+        ("unp-5.12-premature-block", "premature", False),
+        ("unp-6.4-premature-select", "premature", False),
+        ("unp-5.13-sigpipe", "sigpipe", False),
+        ("rst-before-close", "rst", False),
+        ("delayed-reads", "delay", False),
+        ("freebsd-leaked-connfd", "close_wait", False),
+        ("freebsd-sighup-reload", "reload", False),
+        ("sigterm-drain", "shutdown", False),
+        ("unp-5.9-eintr", "eintr", False),
+    ], shown
+
+
+DEMO_FILE = '''# Expected packets: one handshake, "hi" and its echo.
+title = "{name}"
+source = "test"
+marker = "rst"
+verdict = "{verdict}"
+
+[demo]
+order = {order}
+table = {table}
+
+[server]
+{server}
+
+[[step]]
+do = "connect"
+as = "a"
+
+[[step]]
+do = "send"
+on = "{on}"
+data = "hi\\n"
+
+[[step]]
+do = "expect_echo"
+on = "a"
+data = "hi\\n"
+
+[expect]
+zombies = {zombies}
+'''
+
+
+def test_the_demo_prints_a_fail_line_for_a_failing_or_raising_file_and_goes_on(
+        hosts_possible, artifact_dir, tmp_path, capsys):
+    never = "never printed"
+    files = [  # name, server, group sent on, zombies expected, verdict
+        ("raises", 'command = "false"', "a", 0, never),   # never listens
+        ("wrong-step", "", "nobody", 0, never),          # a group no step made
+        ("fails", "", "a", 3, never),
+        ("holds", "", "a", 0, "{zombies} zombies, {a.echo}"),
+    ]
+    chosen = []
+    for order, (name, server, on, zombies, verdict) in enumerate(files, 1):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(DEMO_FILE.format(name=name, order=order, server=server, on=on,
+                                         zombies=zombies, verdict=verdict,
+                                         table="false"))
+        chosen.append((path, scenario.load(path)))
+    row = tmp_path / "row.toml"  # a failing row of the reaper table
+    row.write_text(DEMO_FILE.format(name="row", order=0, server="", on="a", zombies=3,
+                                    verdict=never, table="true"))
+    chosen.insert(0, (row, scenario.load(row)))
+    status = demo.run(chosen, artifact_dir / "demo")
+    out, err = capsys.readouterr()
+    said = [line.strip() for line in out.splitlines()
+            if line.strip().startswith(("ok ", "FAIL "))]
+    assert status == 1, out
+    assert "rst             ?        0  ? opened, ? closed  FAIL: 0 zombie children " \
+           "(expected 3)" in out.splitlines(), out
+    assert "None" not in out, out
+    assert said[0].startswith("FAIL rst        test         ServerCrashed: server exited (1) "
+                              "before listening on port 9877"), out
+    assert said[1] == ("FAIL rst        test         step 2 (send): no connections named "
+                       "'nobody' (connect as = ... first)"), out
+    assert said[2] == "FAIL rst        test         0 zombie children (expected 3)", out
+    assert said[3] == "ok   rst        test         0 zombies, b'hi\\n'", out
+    assert never not in out and "Traceback" not in out + err, out + err
+    assert "fails: the phenomenon did not show as expected" in err, err

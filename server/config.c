@@ -18,6 +18,7 @@
 #include "echod.h"
 #include "errfmt.h"
 #include "eventlog.h"
+#include "fl_build_config.h"
 
 static char *trim(char *s)
 {

@@ -1,13 +1,13 @@
 /*
  * What every concurrency model's dispatch loop shares: taking a connection
  * off the listener with one error policy, the connection limit, SIGHUP
- * reload, and the events they log. The model files hold only their loops.
+ * reload and drain deadlines (their events are built in events.c). The
+ * model files hold only their loops.
  */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,40 +15,7 @@
 #include "die.h"
 #include "echod.h"
 #include "errfmt.h"
-#include "eventlog.h"
 #include "fault.h"
-#include "net.h"
-
-void log_accept(long conn, const struct sockaddr *peer, socklen_t len)
-{
-    char text[ADDR_TEXT_MAX];
-    struct event ev;
-
-    addr_format(peer, len, text, sizeof text);
-    event_begin(&ev, "accept");
-    event_int(&ev, "conn", conn);
-    event_str(&ev, "peer", text);
-    event_emit(&ev);
-}
-
-void log_error(const char *name, const char *call, int errnum)
-{
-    struct event ev;
-    event_begin(&ev, name);
-    event_str(&ev, "call", call);
-    event_str(&ev, "error", strerror(errnum));
-    event_emit(&ev);
-}
-
-void log_conn(const char *name, long conn, const char *key, long long value)
-{
-    struct event ev;
-    event_begin(&ev, name);
-    event_int(&ev, "conn", conn);
-    if (key)
-        event_int(&ev, key, value);
-    event_emit(&ev);
-}
 
 void accept_backoff(const sigset_t *wait_mask)
 {
@@ -60,35 +27,20 @@ bool reload_config(struct echod_options *opt)
 {
     char err[FL_ERRLEN];
     struct echod_config fresh;
-    struct event ev;
 
     reload_requested = 0;
     if (opt->config_path == NULL) {
-        event_begin(&ev, "reload_failed");
-        event_str(&ev, "error", "no --config file to re-read");
-        event_emit(&ev);
+        log_reload_failed("no --config file to re-read");
         return false;
     }
     if (config_load(opt->config_path, &opt->cli_faults, &fresh, err, sizeof err) < 0) {
         /* A broken file keeps the configuration in force. */
-        event_begin(&ev, "reload_failed");
-        event_str(&ev, "error", err);
-        event_emit(&ev);
+        log_reload_failed(err);
         return false;
     }
     opt->config = fresh;
     config_apply(&opt->config, opt->fault_seed);
     return true;
-}
-
-void log_reload(const struct echod_options *opt)
-{
-    struct event ev;
-
-    event_begin(&ev, "reload");
-    event_int(&ev, "max_conns", opt->config.max_conns);
-    event_int(&ev, "faults", opt->config.faults.n);
-    event_emit(&ev);
 }
 
 /* Sessions at the limit: accept the connection (so the client is not left
@@ -212,7 +164,6 @@ bool accept_hook(long conn, int connfd, const char *fail_event,
 {
     struct fault_ctx ctx = { .conn = conn, .bytes = 0, .fd = connfd };
     struct fault_hit hit = FAULT_HOOK(FP_ACCEPT, &ctx);
-    bool closed = false;
 
     *leak = hit.action == FA_LEAK;
     if (hit.action == FA_FORK_FAIL) {
@@ -222,5 +173,16 @@ bool accept_hook(long conn, int connfd, const char *fail_event,
         close(connfd);
         return false;
     }
-    return !session_apply_fault(hit, connfd, &closed) && !closed;
+    /* rst, close: no session. (shutdown_wr never applies at accept.) */
+    return socket_fault(hit, connfd, conn) != SOCK_FAULT_CLOSED;
+}
+
+enum sock_fault_effect socket_fault(struct fault_hit hit, int fd, long conn)
+{
+    enum sock_fault_effect effect;
+    char err[FL_ERRLEN];
+
+    if (sock_fault_apply(fd, hit.action, &effect, err, sizeof err) < 0)
+        log_fault_error(conn, err);
+    return effect;
 }

@@ -1,5 +1,5 @@
 /*
- * echod: the reference concurrent echo server. See usage_text, or
+ * echod: the reference concurrent echo server. See usage(), or
  * docs/ARCHITECTURE.md for the event log and the signal discipline.
  *
  * After listen() it prints one readiness line on stdout:
@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "fl_build_config.h"
 #include "die.h"
 #include "echod.h"
 #include "errfmt.h"
@@ -25,13 +25,24 @@
 #include "fault.h"
 #include "net.h"
 
-static const char usage_text[] =
+/* The --model names, their loops and their --help lines: the first is
+ * the default. */
+static const struct echod_model models[] = {
+    { "fork", serve_fork, "a process per connection" },
+    { "thread", serve_thread, "a thread per connection" },
+    { "prefork", serve_prefork, "a pre-forked pool of --workers processes" },
+    { "poll", serve_poll, "one process, a poll() loop" },
+    { "epoll", serve_epoll, "one process, an epoll loop" },
+};
+#define NMODELS (sizeof models / sizeof models[0])
+
+static const char usage_head[] =
     "usage: echod [options]\n"
     "  --port N              TCP port (default 9877; 0 = ephemeral)\n"
     "  --bind ADDR           local address (default: all IPv4 addresses)\n"
-    "  --model fork|thread|prefork|poll|epoll\n"
-    "                        process per connection (default), thread per\n"
-    "                        connection, pre-forked pool, poll() or epoll loop\n"
+    "  --model NAME          how connections are served:\n";
+
+static const char usage_tail[] =
     "  --workers N           prefork: processes in the pool (default 4)\n"
     "  --reap waitpid|wait|none   (fork, prefork)\n"
     "                        SIGCHLD strategy: waitpid loop (UNP server-v3),\n"
@@ -56,6 +67,15 @@ static const char usage_text[] =
     "what they have read, then exit 0; SIGHUP re-reads --config.\n"
     "Exit: 0 after SIGTERM/SIGINT, 1 on a fatal error, 2 on bad usage.\n";
 
+static void usage(void)
+{
+    fputs(usage_head, stdout);
+    for (size_t i = 0; i < NMODELS; i++)
+        printf("      %-18s%s%s\n", models[i].name, models[i].help,
+               i == 0 ? " (default)" : "");
+    fputs(usage_tail, stdout);
+}
+
 /* The index of value in names, or a usage error listing the choices. */
 static int choose(const char *flag, const char *value, const char *const names[])
 {
@@ -68,6 +88,16 @@ static int choose(const char *flag, const char *value, const char *const names[]
                  "%s%s", i ? ", " : "", names[i]);
     }
     die_usage("unknown %s '%s' (choose %s)", flag, value, choices);
+}
+
+static const struct echod_model *choose_model(const char *value)
+{
+    const char *names[NMODELS + 1];
+
+    for (size_t i = 0; i < NMODELS; i++)
+        names[i] = models[i].name;
+    names[NMODELS] = NULL;
+    return &models[choose("--model", value, names)];
 }
 
 static void add_faults(struct fault_set *set, const char *where, const char *spec)
@@ -106,13 +136,11 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
     };
     static const char *const reaps[] = { "waitpid", "wait", "none", NULL };
     static const char *const sigpipes[] = { "default", "ignore", "handler", NULL };
-    static const char *const models[] = { "fork", "thread", "prefork", "poll",
-                                          "epoll", NULL };
     const char *env = getenv("ECHOD_FAULTS");
     int c;
 
     *opt = (struct echod_options){
-        .bind = NULL, .port = 9877, .backlog = 1024, .model = "fork",
+        .bind = NULL, .port = 9877, .backlog = 1024, .model = &models[0],
         .reap = REAP_WAITPID, .sigpipe = SIGPIPE_DEFAULT, .leak_connfd = false,
         .events = NULL, .config_path = NULL, .drain_ms = 5000, .workers = 4,
     };
@@ -132,7 +160,7 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
             opt->bind = optarg;
             break;
         case OPT_MODEL:
-            opt->model = models[choose("--model", optarg, models)];
+            opt->model = choose_model(optarg);
             break;
         case OPT_REAP:
             opt->reap = (enum reap_strategy)choose("--reap", optarg, reaps);
@@ -163,7 +191,7 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
             opt->backlog = (int)parse_flag_number("--backlog", optarg, 1, 65535);
             break;
         case OPT_HELP:
-            fputs(usage_text, stdout);
+            usage();
             exit(0);
         case ':':
             die_usage("option '%s' needs a value", argv[optind - 1]);
@@ -235,25 +263,17 @@ int main(int argc, char **argv)
 
     event_begin(&ev, "listen");
     event_str(&ev, "addr", where);
-    event_str(&ev, "model", opt.model);
+    event_str(&ev, "model", opt.model->name);
     event_str(&ev, "reap", reap_strategy_name(opt.reap));
     event_int(&ev, "leak_connfd", opt.leak_connfd);
     event_int(&ev, "max_conns", opt.config.max_conns);
     event_int(&ev, "fault_hooks", FL_FAULT_HOOKS);
     event_emit(&ev);
 
-    printf("echod: listening on %s model=%s reap=%s pid=%ld\n", where, opt.model,
+    printf("echod: listening on %s model=%s reap=%s pid=%ld\n", where, opt.model->name,
            reap_strategy_name(opt.reap), (long)getpid());
     if (fflush(stdout) == EOF)
         die_errno("fflush", "stdout");
 
-    if (strcmp(opt.model, "thread") == 0)
-        return serve_thread(listenfd, &opt, &wait_mask);
-    if (strcmp(opt.model, "prefork") == 0)
-        return serve_prefork(listenfd, &opt, &wait_mask);
-    if (strcmp(opt.model, "poll") == 0)
-        return serve_poll(listenfd, &opt, &wait_mask);
-    if (strcmp(opt.model, "epoll") == 0)
-        return serve_epoll(listenfd, &opt, &wait_mask);
-    return serve_fork(listenfd, &opt, &wait_mask);
+    return opt.model->serve(listenfd, &opt, &wait_mask);
 }

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "fault.h"
+#include "sockfault.h"
 
 enum reap_strategy {
     REAP_WAITPID, /* UNP server-v3, CS:APP echoserverp: waitpid(WNOHANG) loop */
@@ -31,11 +32,22 @@ struct echod_config {
     struct fault_set faults;  /* from the file, after the command line's */
 };
 
+struct echod_options;
+
+/* A concurrency model: --model name runs serve(), the model's accept/
+ * dispatch loop (one file each), which returns the exit status. echod.c
+ * holds the table of them. */
+struct echod_model {
+    const char *name;
+    int (*serve)(int listenfd, struct echod_options *opt, const sigset_t *wait_mask);
+    const char *help; /* one line for --help */
+};
+
 struct echod_options {
     const char *bind;
     int port;
     int backlog;
-    const char *model;
+    const struct echod_model *model;
     enum reap_strategy reap;
     enum sigpipe_mode sigpipe;
     bool leak_connfd;
@@ -83,23 +95,47 @@ int config_load(const char *path, const struct fault_set *base_faults,
 /* Put a config in force: seed its faults and activate them. */
 void config_apply(struct echod_config *cfg, uint64_t fault_seed);
 
-/* session.c: serve one connection until EOF, error, fault or termination;
- * returns the exit status for the process or thread that served it, and
- * says whether a fault already closed connfd. */
-int echo_session(int connfd, long conn, bool *connfd_closed);
+/* session.c: one connection's life in a blocking model. Who serves it
+ * names the events that open and close it:
+ *   child    child_start {conn} ... child_exit {conn, status}
+ *   thread   thread_start {conn, tid} ... thread_exit {conn, tid, status}
+ *   worker   session_start {conn, worker}, no event at the end
+ * `who` is the tid or the worker's slot (ignored for a child). */
+enum served_by { SERVED_BY_CHILD, SERVED_BY_THREAD, SERVED_BY_WORKER };
+/* The start event, the child_start hook, the echo session until EOF,
+ * error, fault or termination, then session_close() unless a fault already
+ * closed connfd, and the end event. Returns the exit status for the
+ * process or thread that served it. */
+int session_serve(int connfd, long conn, enum served_by by, long who, bool keep_open);
+/* The end of a connection in every model: the before_close hook, then
+ * close(connfd). The leak rule: the process that accepted a connection
+ * keeps it open when told to (--leak-connfd or leak@accept: keep_open;
+ * a fork child is not that process, its parent is), and any process keeps
+ * it when leak@before_close fires; an rst or close there closes it. */
+void session_close(int connfd, const struct fault_ctx *ctx, bool keep_open);
 /* A process-wide "stop" descriptor for sessions that are threads (the
  * thread model): when it becomes readable, every session drains as a forked
  * one does on SIGTERM. -1 (the default) where SIGTERM does that. Set it
  * before the first session starts. */
 extern int session_stop_fd;
-/* Carry out a fault the hook handed back on fd; returns true when the
- * session must end. */
-bool session_apply_fault(struct fault_hit hit, int fd, bool *fd_closed);
+
+/* events.c: one builder for each event more than one file writes. */
+void log_accept(long conn, const struct sockaddr *peer, socklen_t len);
+/* {call, error: strerror(errnum)} under the name `event` */
+void log_error(const char *event, const char *call, int errnum);
+/* {conn, and key: value unless key is NULL} under the name `event` */
+void log_conn(const char *event, long conn, const char *key, long long value);
+/* errnum 0: no error field */
+void log_session_end(long conn, long long bytes, const char *reason, int errnum);
+void log_stop(long connections);
+void log_drain_timeout(size_t live);
+void log_reload(const struct echod_options *opt);
+void log_reload_failed(const char *error);
+/* fault_error {conn, error}: a socket fault's call failed (error is
+ * lib/sockfault.c's "call(fd N): strerror") */
+void log_fault_error(long conn, const char *error);
 
 /* dispatch.c: what the models' loops share. */
-void log_accept(long conn, const struct sockaddr *peer, socklen_t len);
-void log_error(const char *event, const char *call, int errnum);
-void log_conn(const char *event, long conn, const char *key, long long value);
 /* accept4() on the non-blocking listener with the shared error policy:
  * returns the connection (close-on-exec) numbered ++*conn and logged, or
  * ACCEPT_NOTHING when there is nothing to serve this time (wait again), or
@@ -121,6 +157,10 @@ bool over_limit_count(const struct echod_options *opt, long conn, int connfd,
  * the connection closed unserved), rst or close. */
 bool accept_hook(long conn, int connfd, const char *fail_event,
                  const char *fail_call, bool *leak);
+/* Carry out the socket action of a hook's hit (rst, close, shutdown_wr)
+ * on fd, connection conn, with lib's sock_fault_apply(); a failed call is
+ * logged as fault_error. Returns what became of fd. */
+enum sock_fault_effect socket_fault(struct fault_hit hit, int fd, long conn);
 /* The top of a blocking model's accept loop: reload if SIGHUP asked,
  * wait in ppoll() (the only place the loop's signals are unblocked), take
  * one connection. Returns it, or -1 when there is none this time. */
@@ -134,7 +174,6 @@ bool time_left(const struct timespec *deadline, struct timespec *left);
  * reload_failed and keep the old one (false). The caller logs the reload
  * with log_reload() once every part of the server follows the new file. */
 bool reload_config(struct echod_options *opt);
-void log_reload(const struct echod_options *opt);
 
 /* The accept/dispatch loops, one per file. Each returns the exit status. */
 int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mask);

@@ -1,10 +1,10 @@
 /*
  * The epoll model: one process, one thread, every connection registered
  * with one epoll instance. This file holds only the loop; what a
- * connection does is in conn.c, the same state machine as the poll model.
+ * connection does is in evconn.c, the same state machine as the poll model.
  *
  * Level-triggered: a connection is registered for EPOLLIN while its buffer
- * has room and EPOLLOUT while it holds bytes to echo (conn_interest()),
+ * has room and EPOLLOUT while it holds bytes to echo (evconn_interest()),
  * and re-armed with EPOLL_CTL_MOD only when that changes. The soft
  * RLIMIT_NOFILE is raised to the hard limit at start ("rlimit" event).
  *
@@ -23,7 +23,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "conn.h"
+#include "evconn.h"
 #include "die.h"
 #include "echod.h"
 
@@ -32,14 +32,14 @@
 
 static uint32_t epoll_events(unsigned want)
 {
-    return ((want & CONN_IN) ? EPOLLIN : 0u) | ((want & CONN_OUT) ? EPOLLOUT : 0u);
+    return ((want & EVCONN_IN) ? EPOLLIN : 0u) | ((want & EVCONN_OUT) ? EPOLLOUT : 0u);
 }
 
 /* Register c (op EPOLL_CTL_ADD) or re-arm it (EPOLL_CTL_MOD) for what it
  * wants now; a MOD that would change nothing is skipped. */
-static int arm(int epfd, struct conn *c, int op)
+static int arm(int epfd, struct evconn *c, int op)
 {
-    unsigned want = conn_interest(c);
+    unsigned want = evconn_interest(c);
     struct epoll_event ev = { .events = epoll_events(want), .data.ptr = c };
 
     if (op == EPOLL_CTL_MOD && want == c->armed)
@@ -52,49 +52,49 @@ static int arm(int epfd, struct conn *c, int op)
 
 /* The session is over: unregister, then close. DEL matters for a leaked
  * descriptor, which stays open and would keep being reported. */
-static void finish(int epfd, struct conn *c)
+static void finish(int epfd, struct evconn *c)
 {
     if (c->fd >= 0)
         epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    conn_close(c);
+    evconn_close(c);
 }
 
-/* After conn_handle() or conn_drain() said `over`: close, or re-arm. */
-static void settle(int epfd, struct conn *c, bool over)
+/* After evconn_handle() or evconn_drain() said `over`: close, or re-arm. */
+static void settle(int epfd, struct evconn *c, bool over)
 {
     if (!over && arm(epfd, c, EPOLL_CTL_MOD) < 0) {
-        conn_fail(c, errno);
+        evconn_fail(c, errno);
         over = true;
     }
     if (over)
         finish(epfd, c);
 }
 
-static void serve_one(int epfd, struct conn *c, uint32_t re)
+static void serve_one(int epfd, struct evconn *c, uint32_t re)
 {
     unsigned events = 0;
 
     if (re & EPOLLIN)
-        events |= CONN_IN;
+        events |= EVCONN_IN;
     if (re & EPOLLOUT)
-        events |= CONN_OUT;
+        events |= EVCONN_OUT;
     if (re & (EPOLLERR | EPOLLHUP))
-        events |= CONN_HUP;
-    settle(epfd, c, conn_handle(c, events));
+        events |= EVCONN_HUP;
+    settle(epfd, c, evconn_handle(c, events));
 }
 
 static void accept_ready(int epfd, int listenfd, const struct echod_options *opt,
                          long *nconn, const sigset_t *wait_mask)
 {
-    for (int i = 0; i < CONN_ACCEPT_BATCH; i++) {
-        struct conn *c = NULL;
-        enum conn_accept_status st = conn_accept(listenfd, opt, nconn, wait_mask, &c);
+    for (int i = 0; i < EVCONN_ACCEPT_BATCH; i++) {
+        struct evconn *c = NULL;
+        enum evconn_accept_status st = evconn_accept(listenfd, opt, nconn, wait_mask, &c);
 
-        if (st == CONN_ACCEPT_DONE)
+        if (st == EVCONN_ACCEPT_DONE)
             return;
-        if (st == CONN_ACCEPT_NEW && arm(epfd, c, EPOLL_CTL_ADD) < 0) {
-            conn_fail(c, errno);
-            conn_close(c);
+        if (st == EVCONN_ACCEPT_NEW && arm(epfd, c, EPOLL_CTL_ADD) < 0) {
+            evconn_fail(c, errno);
+            evconn_close(c);
         }
     }
 }
@@ -102,14 +102,14 @@ static void accept_ready(int epfd, int listenfd, const struct echod_options *opt
 /* SIGTERM: no new connections; each open one finishes what has arrived. */
 static void stop(int epfd, int listenfd, long nconn)
 {
-    struct conn *c, *next;
+    struct evconn *c, *next;
 
     epoll_ctl(epfd, EPOLL_CTL_DEL, listenfd, NULL);
     close(listenfd);
-    conn_log_stop(nconn);
-    for (c = conn_first(); c; c = next) {
+    log_stop(nconn);
+    for (c = evconn_first(); c; c = next) {
         next = c->next;
-        settle(epfd, c, conn_drain(c));
+        settle(epfd, c, evconn_drain(c));
     }
 }
 
@@ -129,7 +129,7 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
     long nconn = 0;
     int epfd;
 
-    conn_raise_nofile();
+    evconn_raise_nofile();
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)
         die_errno("epoll_create1", NULL);
@@ -146,15 +146,15 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
             deadline = deadline_after(opt->drain_ms);
         }
         if (stopping) {
-            if (conn_live() == 0)
+            if (evconn_live() == 0)
                 break;
             if (!time_left(&deadline, &left)) {
-                struct conn *c, *next;
+                struct evconn *c, *next;
 
-                conn_log_drain_timeout(conn_live());
-                for (c = conn_first(); c; c = next) {
+                log_drain_timeout(evconn_live());
+                for (c = evconn_first(); c; c = next) {
                     next = c->next;
-                    conn_discard(c);
+                    evconn_discard(c);
                 }
                 break;
             }

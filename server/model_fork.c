@@ -13,42 +13,21 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "die.h"
 #include "echod.h"
-#include "errfmt.h"
-#include "eventlog.h"
-#include "fault.h"
-#include "net.h"
 
-/* The child: drop what belongs to the parent, serve, exit. */
-static void run_child(int listenfd, int connfd, long conn)
+/* The child: drop what belongs to the parent, serve, exit. A leak at
+ * accept or --leak-connfd is the parent's copy: the child closes its own. */
+static noreturn void run_child(int listenfd, int connfd, long conn)
 {
-    struct fault_ctx ctx = { .conn = conn, .bytes = 0, .fd = connfd };
-    struct fault_hit hit;
-    bool closed = false;
-    int status = 0;
-
     close(listenfd);
     signals_reset_in_child();
-    log_conn("child_start", conn, NULL, 0);
-
-    hit = FAULT_HOOK(FP_CHILD_START, &ctx);
-    if (!session_apply_fault(hit, connfd, &closed))
-        status = echo_session(connfd, conn, &closed);
-
-    if (!closed) {
-        hit = FAULT_HOOK(FP_BEFORE_CLOSE, &ctx);
-        if (hit.action != FA_LEAK && !session_apply_fault(hit, connfd, &closed))
-            close(connfd);
-    }
-    log_conn("child_exit", conn, "status", status);
     /* _exit: stdio buffers were copied from the parent and are not ours. */
-    _exit(status);
+    _exit(session_serve(connfd, conn, SERVED_BY_CHILD, 0, false));
 }
 
 static pid_t fork_child(int listenfd, int connfd, long conn)
@@ -95,7 +74,6 @@ static bool wait_children(struct timespec deadline, const sigset_t *wait_mask)
 static void drain(const struct echod_options *opt, const sigset_t *wait_mask)
 {
     sigset_t chld, old;
-    struct event ev;
 
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -104,9 +82,7 @@ static void drain(const struct echod_options *opt, const sigset_t *wait_mask)
     /* The faulty reapers cannot tell when their children are done. */
     if (opt->reap == REAP_WAITPID &&
         !wait_children(deadline_after(opt->drain_ms), wait_mask)) {
-        event_begin(&ev, "drain_timeout");
-        event_int(&ev, "live", (long long)children_count());
-        event_emit(&ev);
+        log_drain_timeout(children_count());
         children_signal_all(SIGKILL);
         wait_children(deadline_after(1000), wait_mask);
     }
@@ -151,10 +127,7 @@ int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
     }
 
     close(listenfd);
-    struct event ev;
-    event_begin(&ev, "stop");
-    event_int(&ev, "connections", conn);
-    event_emit(&ev);
+    log_stop(conn);
     drain(opt, wait_mask);
     return 0;
 }

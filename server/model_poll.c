@@ -1,12 +1,12 @@
 /*
  * The poll model: one process, one thread, every connection in one
  * ppoll() (UNP 6.10's tcpservpoll01, without its fixed-size array). This
- * file holds only the loop; what a connection does is in conn.c.
+ * file holds only the loop; what a connection does is in evconn.c.
  *
  * No FD_SETSIZE: the pollfd array grows with realloc(), and the soft
  * RLIMIT_NOFILE is raised to the hard limit at start (an "rlimit" event).
  * Level-triggered: a connection is asked for POLLIN while its buffer has
- * room and POLLOUT while it holds bytes to echo (conn_interest()).
+ * room and POLLOUT while it holds bytes to echo (evconn_interest()).
  *
  * Signals: SIGTERM, SIGINT and SIGHUP are unblocked only inside ppoll(), as
  * in the fork model, so a request cannot fall between the flag check and
@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "conn.h"
+#include "evconn.h"
 #include "die.h"
 #include "echod.h"
 
@@ -32,7 +32,7 @@
  * i >= 1 is conns[i]'s socket. */
 struct poll_set {
     struct pollfd *fds;
-    struct conn **conns;
+    struct evconn **conns;
     size_t n, cap;
 };
 
@@ -40,7 +40,7 @@ static int set_grow(struct poll_set *set)
 {
     size_t cap = set->cap ? set->cap * 2 : 64;
     struct pollfd *fds = realloc(set->fds, cap * sizeof *fds);
-    struct conn **conns;
+    struct evconn **conns;
 
     if (fds == NULL)
         return -1;
@@ -55,14 +55,16 @@ static int set_grow(struct poll_set *set)
 
 static short poll_events(unsigned want)
 {
-    return (short)(((want & CONN_IN) ? POLLIN : 0) | ((want & CONN_OUT) ? POLLOUT : 0));
+    return (short)(((want & EVCONN_IN) ? POLLIN : 0) |
+                   ((want & EVCONN_OUT) ? POLLOUT : 0));
 }
 
-static int set_add(struct poll_set *set, struct conn *c)
+static int set_add(struct poll_set *set, struct evconn *c)
 {
     if (set->n == set->cap && set_grow(set) < 0)
         return -1;
-    set->fds[set->n] = (struct pollfd){ .fd = c->fd, .events = poll_events(conn_interest(c)) };
+    set->fds[set->n] = (struct pollfd){ .fd = c->fd,
+                                        .events = poll_events(evconn_interest(c)) };
     set->conns[set->n] = c;
     set->n++;
     return 0;
@@ -71,21 +73,21 @@ static int set_add(struct poll_set *set, struct conn *c)
 /* Forget entry i (the last one takes its place), then close its session. */
 static void set_close(struct poll_set *set, size_t i)
 {
-    struct conn *c = set->conns[i];
+    struct evconn *c = set->conns[i];
 
     set->n--;
     set->fds[i] = set->fds[set->n];
     set->conns[i] = set->conns[set->n];
-    conn_close(c);
+    evconn_close(c);
 }
 
-/* After conn_handle() or conn_drain() said `over`: close, or re-arm. */
+/* After evconn_handle() or evconn_drain() said `over`: close, or re-arm. */
 static void settle(struct poll_set *set, size_t i, bool over)
 {
     if (over)
         set_close(set, i);
     else
-        set->fds[i].events = poll_events(conn_interest(set->conns[i]));
+        set->fds[i].events = poll_events(evconn_interest(set->conns[i]));
 }
 
 static void serve_ready(struct poll_set *set)
@@ -100,17 +102,17 @@ static void serve_ready(struct poll_set *set)
             continue;
         if (re & POLLNVAL) {
             /* Not a descriptor we hold: a bug, not the peer. */
-            conn_fail(set->conns[i], EBADF);
+            evconn_fail(set->conns[i], EBADF);
             set_close(set, i);
             continue;
         }
         if (re & POLLIN)
-            events |= CONN_IN;
+            events |= EVCONN_IN;
         if (re & POLLOUT)
-            events |= CONN_OUT;
+            events |= EVCONN_OUT;
         if (re & (POLLERR | POLLHUP))
-            events |= CONN_HUP;
-        settle(set, i, conn_handle(set->conns[i], events));
+            events |= EVCONN_HUP;
+        settle(set, i, evconn_handle(set->conns[i], events));
     }
 }
 
@@ -118,15 +120,15 @@ static void accept_ready(struct poll_set *set, int listenfd,
                          const struct echod_options *opt, long *nconn,
                          const sigset_t *wait_mask)
 {
-    for (int i = 0; i < CONN_ACCEPT_BATCH; i++) {
-        struct conn *c = NULL;
-        enum conn_accept_status st = conn_accept(listenfd, opt, nconn, wait_mask, &c);
+    for (int i = 0; i < EVCONN_ACCEPT_BATCH; i++) {
+        struct evconn *c = NULL;
+        enum evconn_accept_status st = evconn_accept(listenfd, opt, nconn, wait_mask, &c);
 
-        if (st == CONN_ACCEPT_DONE)
+        if (st == EVCONN_ACCEPT_DONE)
             return;
-        if (st == CONN_ACCEPT_NEW && set_add(set, c) < 0) {
-            conn_fail(c, ENOMEM);
-            conn_close(c);
+        if (st == EVCONN_ACCEPT_NEW && set_add(set, c) < 0) {
+            evconn_fail(c, ENOMEM);
+            evconn_close(c);
         }
     }
 }
@@ -136,9 +138,9 @@ static void stop(struct poll_set *set, int listenfd, long nconn)
 {
     close(listenfd);
     set->fds[0].fd = -1;
-    conn_log_stop(nconn);
+    log_stop(nconn);
     for (size_t i = set->n; i-- > 1;)
-        settle(set, i, conn_drain(set->conns[i]));
+        settle(set, i, evconn_drain(set->conns[i]));
 }
 
 int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mask)
@@ -148,7 +150,7 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
     bool stopping = false;
     long nconn = 0;
 
-    conn_raise_nofile();
+    evconn_raise_nofile();
     if (set_grow(&set) < 0)
         die_errno("realloc", "pollfd array");
     set.fds[0] = (struct pollfd){ .fd = listenfd, .events = POLLIN };
@@ -167,9 +169,9 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
             if (set.n == 1)
                 break;
             if (!time_left(&deadline, &left)) {
-                conn_log_drain_timeout(set.n - 1);
+                log_drain_timeout(set.n - 1);
                 for (size_t i = 1; i < set.n; i++)
-                    conn_discard(set.conns[i]);
+                    evconn_discard(set.conns[i]);
                 break;
             }
             timeout = &left;

@@ -115,32 +115,6 @@ static void log_worker(const char *name, int index, pid_t pid)
     event_emit(&ev);
 }
 
-/* One connection, with the hooks of a fork child (model_fork.c). The
- * worker lives on after it, so a leak at before_close (or --leak-connfd)
- * really leaks: the descriptor stays open in the worker. */
-static void serve_connection(int connfd, long conn, int index, bool leak)
-{
-    struct fault_ctx ctx = { .conn = conn, .bytes = 0, .fd = connfd };
-    struct fault_hit hit;
-    bool closed = false;
-    struct event ev;
-
-    event_begin(&ev, "session_start");
-    event_int(&ev, "conn", conn);
-    event_int(&ev, "worker", index);
-    event_emit(&ev);
-
-    hit = FAULT_HOOK(FP_CHILD_START, &ctx);
-    if (!session_apply_fault(hit, connfd, &closed))
-        echo_session(connfd, conn, &closed);
-
-    if (!closed) {
-        hit = FAULT_HOOK(FP_BEFORE_CLOSE, &ctx);
-        if (hit.action != FA_LEAK && !session_apply_fault(hit, connfd, &closed) && !leak)
-            close(connfd);
-    }
-}
-
 /* Take one connection under the pool lock: numbered, the newest config
  * adopted, max_conns checked, this worker marked busy. Returns it, or -1
  * when another worker got it (or it was refused). */
@@ -199,12 +173,27 @@ static noreturn void run_worker(int listenfd, int index, struct echod_options *o
             log_error("worker_error", "ppoll", errno);
             _exit(1);
         }
+        if (listener.revents & POLLHUP) {
+            /* The master shut the listener down at SIGTERM. ppoll() now
+             * reports that at once, every time, and a signal pending when
+             * ppoll() returns ready is not delivered (the old mask is back
+             * first): polling the listener again would spin, SIGTERM
+             * pending, until the drain timeout's SIGKILL. Wait for the
+             * signal alone. */
+            while (!terminate_requested)
+                ppoll(NULL, 0, NULL, &open_mask);
+            break;
+        }
         connfd = take_connection(listenfd, index, opt, &generation, &conn, &open_mask);
         if (connfd < 0)
             continue;
 
+        /* The worker lives on after the session, so a leak (at accept,
+         * before_close or --leak-connfd) really leaks: the descriptor
+         * stays open in the worker. */
         if (accept_hook(conn, connfd, "fork_error", "fork (injected)", &leak))
-            serve_connection(connfd, conn, index, opt->leak_connfd || leak);
+            session_serve(connfd, conn, SERVED_BY_WORKER, index,
+                          opt->leak_connfd || leak);
         set_busy(index, 0);
     }
     /* _exit: stdio buffers were copied from the master and are not ours. */
@@ -307,16 +296,12 @@ static bool wait_workers(struct worker *workers, int nworkers, struct timespec d
 static void drain(struct worker *workers, const struct echod_options *opt,
                   const sigset_t *wait_mask)
 {
-    struct event ev;
-
     children_signal_all(SIGTERM);
     if (opt->reap != REAP_WAITPID)
         return; /* the faulty reapers cannot tell when their workers are done */
     if (wait_workers(workers, opt->workers, deadline_after(opt->drain_ms), wait_mask))
         return;
-    event_begin(&ev, "drain_timeout");
-    event_int(&ev, "live", (long long)children_count());
-    event_emit(&ev);
+    log_drain_timeout(children_count());
     children_signal_all(SIGKILL);
     /* SIGKILL is prompt; a second is only a bound. */
     wait_workers(workers, opt->workers, deadline_after(1000), wait_mask);
@@ -327,7 +312,6 @@ int serve_prefork(int listenfd, struct echod_options *opt, const sigset_t *wait_
     struct worker *workers = calloc((size_t)opt->workers, sizeof *workers);
     unsigned long generation;
     sigset_t chld;
-    struct event ev;
 
     if (workers == NULL)
         die_errno("calloc", "worker table");
@@ -374,9 +358,7 @@ int serve_prefork(int listenfd, struct echod_options *opt, const sigset_t *wait_
     if (shutdown(listenfd, SHUT_RD) < 0)
         log_error("drain_error", "shutdown(listener)", errno);
     close(listenfd);
-    event_begin(&ev, "stop");
-    event_int(&ev, "connections", __atomic_load_n(&pool->conns, __ATOMIC_SEQ_CST));
-    event_emit(&ev);
+    log_stop(__atomic_load_n(&pool->conns, __ATOMIC_SEQ_CST));
     drain(workers, opt, wait_mask);
     free(workers);
     return 0;

@@ -35,8 +35,6 @@
 
 #include "die.h"
 #include "echod.h"
-#include "eventlog.h"
-#include "fault.h"
 
 /* Room for session.c's 16 KiB buffer, the hooks and the event formatting. */
 #define SESSION_STACK (256 * 1024)
@@ -73,44 +71,14 @@ static void live_add(long delta)
     pthread_mutex_unlock(&live_lock);
 }
 
-static void log_thread(const char *name, long conn, long tid, const int *status)
-{
-    struct event ev;
-
-    event_begin(&ev, name);
-    event_int(&ev, "conn", conn);
-    event_int(&ev, "tid", tid);
-    if (status)
-        event_int(&ev, "status", *status);
-    event_emit(&ev);
-}
-
-/* The session thread: as model_fork.c's run_child, with thread events and
- * without the exit. */
+/* The session thread: the connection's life (session.c), then one fewer
+ * live. A leak is for good here: no exit follows to close it. */
 static void *session_thread(void *p)
 {
     struct session_arg arg = *(struct session_arg *)p;
-    struct fault_ctx ctx = { .conn = arg.conn, .bytes = 0, .fd = arg.connfd };
-    struct fault_hit hit;
-    bool closed = false;
-    long tid = (long)gettid();
-    int status = 0;
 
     free(p);
-    log_thread("thread_start", arg.conn, tid, NULL);
-
-    hit = FAULT_HOOK(FP_CHILD_START, &ctx);
-    if (!session_apply_fault(hit, arg.connfd, &closed))
-        status = echo_session(arg.connfd, arg.conn, &closed);
-
-    if (!closed) {
-        hit = FAULT_HOOK(FP_BEFORE_CLOSE, &ctx);
-        /* A leak here is for good: no exit follows to close it. */
-        if (hit.action != FA_LEAK && !session_apply_fault(hit, arg.connfd, &closed) &&
-            !arg.leak)
-            close(arg.connfd);
-    }
-    log_thread("thread_exit", arg.conn, tid, &status);
+    session_serve(arg.connfd, arg.conn, SERVED_BY_THREAD, (long)gettid(), arg.leak);
     live_add(-1);
     return NULL;
 }
@@ -145,7 +113,6 @@ static void drain(int stop_fd, const struct echod_options *opt)
 {
     struct timespec deadline = deadline_after(opt->drain_ms);
     uint64_t one = 1;
-    struct event ev;
     size_t left;
     int rc = 0;
 
@@ -156,11 +123,8 @@ static void drain(int stop_fd, const struct echod_options *opt)
         rc = pthread_cond_timedwait(&ended, &live_lock, &deadline);
     left = live;
     pthread_mutex_unlock(&live_lock);
-    if (left == 0)
-        return;
-    event_begin(&ev, "drain_timeout");
-    event_int(&ev, "live", (long long)left);
-    event_emit(&ev);
+    if (left > 0)
+        log_drain_timeout(left);
 }
 
 int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_mask)
@@ -168,7 +132,6 @@ int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_m
     pthread_condattr_t cattr;
     pthread_attr_t attr;
     sigset_t session_mask;
-    struct event ev;
     long conn = 0;
     int stop_fd;
 
@@ -219,9 +182,7 @@ int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_m
     }
 
     close(listenfd);
-    event_begin(&ev, "stop");
-    event_int(&ev, "connections", conn);
-    event_emit(&ev);
+    log_stop(conn);
     drain(stop_fd, opt);
     pthread_attr_destroy(&attr);
     /* Returning exits the process: threads still in a session end with it. */

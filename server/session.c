@@ -1,6 +1,12 @@
 /*
- * One echo session (UNP's str_echo): whatever read() returns goes back with
- * writen(), so binary data and NULs are echoed byte for byte.
+ * One connection's life in the blocking models (fork, thread, prefork),
+ * written once: its start event, the child_start hook, the echo session,
+ * the before_close hook and the close, its end event. The model files only
+ * decide who runs it (a child, a thread, a worker) and whether that process
+ * must keep the descriptor open (the leak rule, in session_close()).
+ *
+ * The echo session is UNP's str_echo: whatever read() returns goes back
+ * with writen(), so binary data and NULs are echoed byte for byte.
  *
  * Error policy: EINTR is retried. ECONNRESET on read and EPIPE/ECONNRESET
  * on write mean the peer is gone: the session ends and says so in the
@@ -15,14 +21,16 @@
  * thread) and wait on session_stop_fd beside the connection instead: once
  * it is readable they drain the same way.
  *
- * Fault hooks sit at before_read, after_read, before_write, after_write;
- * the process-level faults (kill, delay, ...) happen inside the hook, the
- * socket-level ones are carried out by session_apply_fault().
+ * Fault hooks sit at child_start, before_read, after_read, before_write,
+ * after_write and before_close, all with one fault_ctx, so every hook of
+ * the connection sees the bytes it has read so far. The process-level
+ * faults (kill, delay, ...) happen inside the hook; the socket-level ones
+ * (rst, close, shutdown_wr) are carried out by socket_fault() (dispatch.c,
+ * over lib/sockfault.c).
  */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -33,43 +41,6 @@
 #include "io.h"
 
 #define SESSION_BUFSIZE 16384
-
-static void log_session_end(long conn, long long bytes, const char *reason,
-                            int errnum)
-{
-    struct event ev;
-    event_begin(&ev, "session_end");
-    event_int(&ev, "conn", conn);
-    event_int(&ev, "bytes", bytes);
-    event_str(&ev, "reason", reason);
-    if (errnum)
-        event_str(&ev, "error", strerror(errnum));
-    event_emit(&ev);
-}
-
-bool session_apply_fault(struct fault_hit hit, int fd, bool *fd_closed)
-{
-    struct linger abortive = { .l_onoff = 1, .l_linger = 0 };
-
-    switch (hit.action) {
-    case FA_RST:
-        /* SO_LINGER with a zero timeout turns close() into an abort: the
-         * kernel sends RST and discards unsent data, no FIN. */
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive);
-        close(fd);
-        *fd_closed = true;
-        return true;
-    case FA_CLOSE:
-        close(fd);
-        *fd_closed = true;
-        return true;
-    case FA_SHUTDOWN_WR:
-        shutdown(fd, SHUT_WR);
-        return false;
-    default:
-        return false;
-    }
-}
 
 /* Write n bytes, at most `limit` per write(2) when a short= fault asks. */
 static ssize_t write_echo(int fd, const char *buf, size_t n, long long limit)
@@ -118,36 +89,36 @@ static int wait_readable(int fd)
     }
 }
 
-enum step { STEP_GO_ON, STEP_END };
-
-static enum step hook(enum fault_point point, struct fault_ctx *ctx,
-                      struct fault_hit *hit, bool *closed)
+/* Run the hook at point; true when a socket fault there (rst, close)
+ * closed the connection and so ended the session. */
+static bool hook_closed(enum fault_point point, struct fault_ctx *ctx,
+                        struct fault_hit *hit)
 {
     *hit = FAULT_HOOK(point, ctx);
-    if (session_apply_fault(*hit, ctx->fd, closed))
-        return STEP_END;
-    return STEP_GO_ON;
+    return socket_fault(*hit, ctx->fd, ctx->conn) == SOCK_FAULT_CLOSED;
 }
 
-int echo_session(int connfd, long conn, bool *connfd_closed)
+/* The echo session on ctx's connection until EOF, error, fault or
+ * termination. Returns the exit status for whoever serves it; *closed
+ * says whether a fault closed the connection. */
+static int echo_session(struct fault_ctx *ctx, bool *closed)
 {
     char buf[SESSION_BUFSIZE];
-    struct fault_ctx ctx = { .conn = conn, .bytes = 0, .fd = connfd };
+    const int connfd = ctx->fd;
+    const long conn = ctx->conn;
     struct fault_hit hit;
-    bool closed = false;
     int draining = 0;
 
-    *connfd_closed = false;
-
+    *closed = false;
     for (;;) {
         ssize_t n;
 
-        if (hook(FP_BEFORE_READ, &ctx, &hit, &closed) == STEP_END)
+        if (hook_closed(FP_BEFORE_READ, ctx, &hit))
             break;
         if (!draining) {
             int w = wait_readable(connfd);
             if (w < 0) {
-                log_session_end(conn, ctx.bytes, "poll", errno);
+                log_session_end(conn, ctx->bytes, "poll", errno);
                 return 1;
             }
             draining = (w == 0);
@@ -157,34 +128,90 @@ int echo_session(int connfd, long conn, bool *connfd_closed)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && draining && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            log_session_end(conn, ctx.bytes, "terminated", 0);
+            log_session_end(conn, ctx->bytes, "terminated", 0);
             return 0;
         }
         if (n == 0) {
-            log_session_end(conn, ctx.bytes, "eof", 0);
+            log_session_end(conn, ctx->bytes, "eof", 0);
             return 0;
         }
         if (n < 0) {
-            log_session_end(conn, ctx.bytes, "read", errno);
+            log_session_end(conn, ctx->bytes, "read", errno);
             return 1;
         }
-        ctx.bytes += n;
-        if (hook(FP_AFTER_READ, &ctx, &hit, &closed) == STEP_END)
+        ctx->bytes += n;
+        if (hook_closed(FP_AFTER_READ, ctx, &hit))
             break;
         if (hit.action == FA_DROP)
             continue;
-        if (hook(FP_BEFORE_WRITE, &ctx, &hit, &closed) == STEP_END)
+        if (hook_closed(FP_BEFORE_WRITE, ctx, &hit))
             break;
         if (write_echo(connfd, buf, (size_t)n,
                        hit.action == FA_SHORT ? hit.arg : 0) < 0) {
-            log_session_end(conn, ctx.bytes, "write", errno);
+            log_session_end(conn, ctx->bytes, "write", errno);
             return 1;
         }
-        if (hook(FP_AFTER_WRITE, &ctx, &hit, &closed) == STEP_END)
+        if (hook_closed(FP_AFTER_WRITE, ctx, &hit))
             break;
     }
-    /* A fault ended the session. */
-    *connfd_closed = closed;
-    log_session_end(conn, ctx.bytes, hit.action == FA_RST ? "fault_rst" : "fault_close", 0);
+    /* An rst or close fault ended the session. */
+    *closed = true;
+    log_session_end(conn, ctx->bytes,
+                    hit.action == FA_RST ? "fault_rst" : "fault_close", 0);
     return 0;
+}
+
+void session_close(int connfd, const struct fault_ctx *ctx, bool keep_open)
+{
+    struct fault_hit hit = FAULT_HOOK(FP_BEFORE_CLOSE, ctx);
+
+    if (hit.action == FA_LEAK)
+        return;
+    if (socket_fault(hit, connfd, ctx->conn) == SOCK_FAULT_CLOSED)
+        return;
+    if (!keep_open)
+        close(connfd);
+}
+
+/* The events that open and close a connection's life, by who serves it.
+ * Fields: conn, then who_key (tid, worker) when there is one, then status
+ * at the end. */
+static const struct {
+    const char *start, *end, *who_key;
+} lives[] = {
+    [SERVED_BY_CHILD] = { "child_start", "child_exit", NULL },
+    [SERVED_BY_THREAD] = { "thread_start", "thread_exit", "tid" },
+    [SERVED_BY_WORKER] = { "session_start", NULL, "worker" },
+};
+
+static void log_life(const char *name, long conn, enum served_by by, long who,
+                     const int *status)
+{
+    struct event ev;
+
+    event_begin(&ev, name);
+    event_int(&ev, "conn", conn);
+    if (lives[by].who_key)
+        event_int(&ev, lives[by].who_key, who);
+    if (status)
+        event_int(&ev, "status", *status);
+    event_emit(&ev);
+}
+
+int session_serve(int connfd, long conn, enum served_by by, long who, bool keep_open)
+{
+    struct fault_ctx ctx = { .conn = conn, .bytes = 0, .fd = connfd };
+    struct fault_hit hit;
+    bool closed;
+    int status = 0;
+
+    log_life(lives[by].start, conn, by, who, NULL);
+    closed = hook_closed(FP_CHILD_START, &ctx, &hit);
+    if (!closed)
+        status = echo_session(&ctx, &closed);
+    if (!closed)
+        session_close(connfd, &ctx, keep_open);
+    if (lives[by].end)
+        log_life(lives[by].end, conn, by, who, &status);
+    return status;
 }

@@ -1,8 +1,10 @@
-"""Configure and compile the meson build when it is missing or stale.
+"""Install what is missing, then configure and compile the meson build
+when it is missing or stale.
 
 `pytest` from a fresh checkout calls ensure_built() before collecting, so
 the suite never runs against binaries older than the sources. A no-op
-compile costs one ninja run (tens of milliseconds).
+compile costs one ninja run (tens of milliseconds). The commands of
+./faultline that run something call install_deps() first.
 """
 
 import fcntl
@@ -25,6 +27,15 @@ def _run(argv, what):
         raise BuildError(f"{what} failed (exit {proc.returncode}): "
                          f"{' '.join(map(str, argv))}\n{tail}")
     return proc.stdout
+
+
+def install_deps():
+    """ci/install-deps: installs the missing Debian/Ubuntu packages, and is
+    silent (a few file tests) when nothing is missing."""
+    script = paths.REPO / "ci" / "install-deps"
+    status = subprocess.run([str(script)]).returncode
+    if status != 0:
+        raise BuildError(f"{script} failed (exit {status}); what it said is above")
 
 
 def ensure_built(quiet=True):

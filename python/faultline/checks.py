@@ -5,7 +5,9 @@ network stack, and returns a Verdict that says what it saw.
 
 The same checks run three ways: `./faultline check --server-cmd CMD`,
 `pytest --server-cmd CMD --server-port P` (pytest/test_byo.py), and the
-conformance suite over every echod model (pytest/test_conformance.py).
+conformance suite over every echod model (pytest/test_conformance.py); the
+command line (cli.py) runs them, one fresh host and server each, and
+prints their verdicts.
 """
 
 import hashlib
@@ -17,7 +19,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import capture as cap
 from .clients import recv_exactly, reset
 from . import procs, tcpstate
 from .waiting import WaitTimeout, wait_until
@@ -465,82 +466,3 @@ def listener_holders(ctx):
         pids |= set(procs.socket_holders(s.inode,
                                          procs.pids_in_netns(ctx.host.netns_inode)))
     return sorted(pids)
-
-
-# --- running them ---------------------------------------------------------------
-
-def run_check(chk, host, make_server, workdir):
-    """Run one check on a fresh server made by make_server(host); the
-    verdict carries the artifacts (pcap, outputs) left in workdir."""
-    workdir = Path(workdir)
-    pcap = workdir / f"{chk.name}.pcap"
-    capturer = cap.Capture(host, pcap).start() if chk.capture else None
-    server = make_server(host)
-    try:
-        server.start()
-        verdict = chk.run(Context(host, server, workdir))
-        if verdict.passed and not server.alive():
-            verdict = Verdict(False, "the server died during the check",
-                              f"stderr:\n{server.proc.stderr()}")
-    except (WaitTimeout, OSError, AssertionError) as e:
-        verdict = Verdict(False, f"{type(e).__name__}: {e}".splitlines()[0],
-                          str(e) + ("\n" + Context(host, server, workdir).evidence()
-                                    if server.pid else ""))
-    finally:
-        server.terminate(check=False)
-        if capturer:
-            capturer.stop()
-    verdict.artifacts = [workdir]
-    return verdict
-
-
-class NotAServer(Exception):
-    """The command does not start, or does not listen where it was said to."""
-
-
-def preflight(make_server, workdir):
-    """Start the server once on a scratch host: a command that cannot start
-    or never listens on its port is a usage error, not 13 failed checks."""
-    from .host import Host, HostError
-    from .server import ServerCrashed
-    with Host("preflight", workdir) as host:
-        server = make_server(host)
-        try:
-            server.start()
-        except HostError as e:
-            raise NotAServer(str(e)) from None
-        except (ServerCrashed, WaitTimeout) as e:
-            listening = sorted({s.local[1] for s in
-                                tcpstate.in_state(host.outer_pid, "LISTEN")})
-            where = (f"it listens on {', '.join(map(str, listening))}" if listening
-                     else "it listens on no TCP port")
-            first = str(e).splitlines()[0]
-            raise NotAServer(f"{first} ({where})") from None
-        finally:
-            server.terminate(check=False)
-
-
-def run_against(make_server, describe, root, chosen=None, out=None):
-    """Run the checks (all, or `chosen`) each on a fresh host, printing one
-    line per check and, for failures, the evidence. Returns the failures."""
-    import sys
-    from .host import Host
-    out = out or sys.stdout
-    chosen = chosen or CHECKS
-    print(f"faultline check: {describe}; {len(chosen)} checks, each on a fresh host",
-          file=out)
-    failures = []
-    for chk in chosen:
-        workdir = Path(root) / chk.name
-        with Host(chk.name, workdir) as host:
-            verdict = run_check(chk, host, make_server, workdir)
-        mark = "pass" if verdict.passed else "FAIL"
-        print(f"  {mark}  {chk.name:<19}{verdict.summary}", file=out, flush=True)
-        if not verdict.passed:
-            failures.append((chk, verdict))
-            for line in verdict.evidence.splitlines():
-                print(f"        {line}", file=out)
-            print(f"        artifacts: {workdir}/", file=out)
-    print(f"{len(chosen)} checks: {len(chosen) - len(failures)} passed, "
-          f"{len(failures)} failed", file=out)
-    return failures

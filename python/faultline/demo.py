@@ -1,96 +1,124 @@
-"""./faultline demo: the three reapers side by side on UNP's five-client
-experiment, made deterministic, in one table."""
+"""./faultline demo: the seed experiments, each read from its scenario file
+(fixtures/scenarios) and run on its own host by the scenario engine. A file
+with a [demo] table is shown, in its `order`: the UNP 5.10 reapers
+(`table = true`) as rows of one table, the others one verdict line each.
+The verdict is the file's own, filled from what the run measured; a
+scenario that fails or raises is a FAIL line with its reason, and the demo
+goes on."""
 
 import sys
 
-from . import artifacts, build, capture, experiments
-from .host import Host, HostUnavailable
+from . import artifacts, build, scenario
+from .host import HostUnavailable
 
-EXPECTED_ZOMBIES = {"none": 5, "wait": 4, "waitpid": 0}
-
-
-def verdict(seen):
-    lost = len(seen.zombies)
-    if seen.reap == "none":
-        return "zombies: no SIGCHLD handler (UNP server-v1)"
-    if seen.reap == "wait":
-        return (f"{'zombies' if lost else 'clean'}: one wait() per SIGCHLD, "
-                f"{len(seen.sigchld_events)} signal for {len(seen.children)} exits "
-                f"(UNP server-v2)")
-    return (f"{'clean' if not lost else 'zombies'}: waitpid(WNOHANG) loop "
-            f"reaps every exit (UNP server-v3)")
+# The evidence of a failure on the terminal: a screenful; report.txt has it all.
+EVIDENCE_LINES = 40
 
 
-def packets(seen):
-    conns = capture.conversations(capture.read_segments(seen.pcap), 9877)
-    handshakes = sum(c.handshake for c in conns)
-    closes = sum(c.closed for c in conns)
-    return f"{handshakes} opened, {closes} closed"
+def demo_scenarios():
+    """[(path, spec)] of every scenario file with a [demo] table, in order."""
+    chosen = []
+    for path in scenario.all_scenarios():
+        spec = scenario.load(path)
+        if "demo" in spec:
+            chosen.append((path, spec))
+    return sorted(chosen, key=lambda ps: ps[1]["demo"]["order"])
 
 
-# (label, source, experiment, arguments): one demo line each.
-EXPERIMENTS = [
-    ("premature", "UNP 5.12", experiments.premature_termination, ("block", "outside")),
-    ("premature", "UNP 6.4", experiments.premature_termination, ("select", "outside")),
-    ("sigpipe", "UNP 5.13", experiments.sigpipe_client, ("default",)),
-    ("rst", "SO_LINGER 0", experiments.server_rst, ()),
-    ("delay", "fork model", experiments.delayed_reads, ()),
-    ("close_wait", "FreeBSD 7.7", experiments.close_wait, (True,)),
-    ("reload", "FreeBSD 7.7", experiments.sighup_reload, ()),
-    ("shutdown", "SIGTERM", experiments.sigterm_drain, ()),
-    ("eintr", "UNP 5.9", experiments.eintr_survival, ()),
-]
+def label(spec):
+    return spec["demo"].get("label") or (scenario.markers(spec) or ["?"])[0]
 
 
-def run_experiments(root):
-    """Each seed experiment on its own host; one line each."""
-    print("\nthe other seed experiments (one host each):\n")
-    failed = []
-    for i, (label, source, run, args) in enumerate(EXPERIMENTS):
-        workdir = root / f"{i + 1:02d}-{label}"
-        with Host(label, workdir) as host:
-            seen = run(host, *args)
-        mark = "ok  " if seen.holds else "FAIL"
-        print(f"  {mark} {label:<11}{source:<13}{seen.verdict}")
-        print(f"  {'':<29}{workdir}/")
-        if not seen.holds:
-            failed.append(seen)
-    for seen in failed:
-        print(f"\n{seen.name}: the phenomenon did not show as expected\n{seen.evidence}",
+def run_one(path, workdir):
+    """(result, reason): reason is None when the phenomenon showed, else
+    why not, in one line. HostUnavailable is the machine's, not the
+    scenario's, and goes up."""
+    try:
+        result = scenario.run(path, workdir)
+    except HostUnavailable:
+        raise
+    except Exception as e:  # noqa: BLE001 - any error is this scenario's FAIL line
+        said = str(e).strip().splitlines()
+        return None, f"{type(e).__name__}: {said[0] if said else 'no message'}"
+    return result, (None if result.passed else result.reason())
+
+
+def print_table(rows):
+    """The reapers side by side: children, zombies, pcap, verdict."""
+    print(f"{'reaper':<9}{'children':>8}{'zombies':>9}  {'pcap':<20}verdict")
+    for name, result, reason in rows:
+        seen = result.measured if result else {}
+        pkts = f"{seen.get('handshakes', '?')} opened, {seen.get('closes', '?')} closed"
+        verdict = f"FAIL: {reason}" if reason else result.verdict
+        print(f"{name:<9}{seen.get('children', '?'):>8}{seen.get('zombies', '?'):>9}  "
+              f"{pkts:<20}{verdict}")
+    print("\nartifacts (pcap, event log, stdout/stderr of each process):")
+    for name, result, _ in rows:
+        kept = [p for p in (result.pcap, result.events) if p] if result else []
+        for i, path in enumerate(kept):
+            print(f"  {name if i == 0 else '':<8} {path}")
+
+
+def print_line(spec, workdir, result, reason):
+    mark, text = ("FAIL", reason) if reason else ("ok  ", result.verdict)
+    print(f"  {mark} {label(spec):<11}{spec.get('source', ''):<13}{text}")
+    print(f"  {'':<29}{workdir}/")
+
+
+def explain(failed):
+    """What each failure saw, bounded, on stderr."""
+    for path, workdir, result, reason in failed:
+        print(f"\n{path.stem}: the phenomenon did not show as expected: {reason}",
               file=sys.stderr)
-    return failed
+        if result is not None:
+            lines = "\n\n".join(result.failures).splitlines()
+            print("\n".join(lines[:EVIDENCE_LINES]), file=sys.stderr)
+            if len(lines) > EVIDENCE_LINES:
+                print(f"... ({len(lines) - EVIDENCE_LINES} more lines)", file=sys.stderr)
+        print(f"artifacts: {workdir}/", file=sys.stderr)
+
+
+def run(chosen, root):
+    """Run the chosen [(path, spec)] into root; print the table and the
+    lines; returns the exit status (1 if any failed)."""
+    table = [(p, s) for p, s in chosen if s["demo"].get("table")]
+    lines = [(p, s) for p, s in chosen if not s["demo"].get("table")]
+    failed = []
+    if table:
+        print("faultline demo: one client opens 5 connections and exits (UNP client-v2);")
+        print("the server is stopped while its 5 children exit, so their SIGCHLDs merge")
+        print("into one pending signal, then continued. What each reaper leaves:\n")
+        rows = []
+        for path, spec in table:
+            workdir = root / path.stem
+            result, reason = run_one(path, workdir)
+            rows.append((label(spec), result, reason))
+            if reason:
+                failed.append((path, workdir, result, reason))
+        print_table(rows)
+    if lines:
+        print("\nthe other seed experiments (one host each):\n")
+        for path, spec in lines:
+            workdir = root / path.stem
+            result, reason = run_one(path, workdir)
+            print_line(spec, workdir, result, reason)
+            if reason:
+                failed.append((path, workdir, result, reason))
+    explain(failed)
+    return 1 if failed else 0
 
 
 def main(argv):
-    build.ensure_built()
-    root = artifacts.fresh_dir("demo")
-    (root / "reapers").mkdir()
-    print("faultline demo: one client opens 5 connections and exits (UNP client-v2);")
-    print("the server is stopped while its 5 children exit, so their SIGCHLDs merge")
-    print("into one pending signal, then continued. What each reaper leaves:\n")
-    rows, surprises = [], []
-    for reap in ("none", "wait", "waitpid"):
-        try:
-            with Host(f"demo-{reap}", root / "reapers" / reap) as host:
-                seen = experiments.close_together(host, reap, deterministic=True)
-        except HostUnavailable as e:
-            print(f"faultline demo: {e}", file=sys.stderr)
-            return 1
-        rows.append((reap, len(seen.children), len(seen.zombies), packets(seen),
-                     verdict(seen), seen))
-        if len(seen.zombies) != EXPECTED_ZOMBIES[reap]:
-            surprises.append(seen)
-
-    print(f"{'reaper':<9}{'children':>8}{'zombies':>9}  {'pcap':<20}verdict")
-    for reap, children, zombies, pkts, text, _ in rows:
-        print(f"{reap:<9}{children:>8}{zombies:>9}  {pkts:<20}{text}")
-    print("\nartifacts (pcap, event log, stdout/stderr of each process):")
-    for reap, *_, seen in rows:
-        print(f"  {reap:<8} {seen.pcap}")
-        print(f"  {'':<8} {seen.events}")
-    for seen in surprises:
-        print(f"\nunexpected outcome for --reap {seen.reap} "
-              f"(expected {EXPECTED_ZOMBIES[seen.reap]} zombies):\n{seen.evidence()}",
+    if argv:
+        print(f"faultline demo: unexpected argument '{argv[0]}' (it takes none)",
               file=sys.stderr)
-    failed = run_experiments(root / "experiments")
-    return 1 if surprises or failed else 0
+        return 2
+    build.ensure_built()
+    try:
+        return run(demo_scenarios(), artifacts.fresh_dir("demo"))
+    except HostUnavailable as e:
+        print(f"faultline demo: {e}", file=sys.stderr)
+        return 1
+    except scenario.ScenarioError as e:
+        print(f"faultline demo: {e}", file=sys.stderr)
+        return 2

@@ -1,12 +1,14 @@
 """The reference server on a host: a Server (server.py) that also prints a
 readiness line and keeps an event log.
 
-    with Echod(host, reap="none") as server:
+    with Echod(host, reap="none", leaves={"zombies"}) as server:
         ...
         server.zombies()
 
-On exit it checks that the server is still alive (a crash fails the test,
-with its stderr), then stops it with SIGTERM and expects exit status 0.
+On exit it is the server fixture: the server must be alive and, once
+settled, hold no zombie, descriptor or CLOSE_WAIT socket that `leaves`
+does not name; then SIGTERM, and exit status 0. A test that ends the
+server itself says `stopped_by_test=True` (server.py).
 """
 
 import json
@@ -39,8 +41,14 @@ def read_events(path):
 
 class Echod(Server):
     def __init__(self, host, reap="waitpid", port=9877, args=(), faults=(),
-                 config=None, env=None, model="fork", name="echod"):
-        super().__init__(host, command=None, port=port, name=name, env=env)
+                 config=None, env=None, model="fork", name="echod", drain_ms=1000,
+                 leaves=(), stopped_by_test=False, exit_status=0):
+        """drain_ms: --drain-timeout, how long SIGTERM waits for open
+        sessions. leaves, stopped_by_test, exit_status: the check at exit
+        (Server)."""
+        super().__init__(host, command=None, port=port, name=name, env=env,
+                         leaves=leaves, stopped_by_test=stopped_by_test,
+                         exit_status=exit_status)
         self.reap = reap
         self.model = model
         self.args = list(args)
@@ -53,8 +61,7 @@ class Echod(Server):
             self.args += ["--config", self.config_path]
         self.events_path = host.workdir / f"{name}.events.jsonl"
         self.addr = None
-        # SIGTERM waits this long for open sessions; terminate() waits longer.
-        self.drain_ms = 1000
+        self.drain_ms = drain_ms
 
     def argv(self):
         return [paths.binary("echod"), "--port", self.port, "--model", self.model,
@@ -72,13 +79,9 @@ class Echod(Server):
         self.wait_ready(timeout)
         return self
 
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.check_alive()
-        self.terminate(check=exc_type is None)
-
-    def terminate(self, check=True, timeout=None):
-        return super().terminate(check, timeout or self.drain_ms / 1000 + 5.0)
+    def exit_timeout(self):
+        # SIGTERM waits drain_ms for open sessions, then kills them.
+        return self.drain_ms / 1000 + 5.0
 
     # --- echod's own records --------------------------------------------
 
@@ -121,7 +124,7 @@ class Echod(Server):
         reload_failed event it causes; returns that event."""
         before = len(self.events("reload")) + len(self.events("reload_failed"))
         self.config_path.write_text(config_text)
-        self.proc.send_signal(signal.SIGHUP)
+        self.send_signal(signal.SIGHUP)
 
         def answered():
             evs = [e for e in self.events() if e["event"] in ("reload", "reload_failed")]

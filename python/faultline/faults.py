@@ -15,7 +15,6 @@ processes are ever signalled, through a pidfd checked against the host's
 namespace, so a recycled pid cannot be hit.
 """
 
-import os
 import random
 import re
 import select
@@ -92,23 +91,12 @@ def serving_process(host, client_addr, timeout=2.0):
 
 
 def _signal(host, pid, signo):
-    """Signal pid through a pidfd, after checking that the process the pidfd
-    names lives on host: never anything outside the harness's hosts."""
+    """procs.send_signal, refusing any process that is not on host: never
+    anything outside the harness's hosts."""
     try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return False
-    try:
-        if procs.netns_inode(pid) != host.netns_inode:
-            raise FaultError(f"pid {pid} is not on host {host.name}: refusing "
-                             f"to send it signal {signo}")
-        try:
-            signal.pidfd_send_signal(fd, signo)
-        except ProcessLookupError:
-            return False
-        return True
-    finally:
-        os.close(fd)
+        return procs.send_signal(pid, signo, netns=host.netns_inode)
+    except procs.NotOnHost as e:
+        raise FaultError(f"host {host.name}: {e}") from None
 
 
 def _dead(pid):

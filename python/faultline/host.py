@@ -12,7 +12,6 @@ last process. Nothing is ever mounted under /run/netns.
 import ctypes
 import os
 import select
-import signal
 import socket
 import subprocess
 import threading
@@ -89,20 +88,10 @@ class Proc:
                 f"{procs.describe(self.pid)}") from None
 
     def send_signal(self, signo):
-        """Signal the command, never a recycled pid: while the shim has not
-        reaped it, the pid is still ours."""
+        """procs.send_signal, only while the shim has not reaped the
+        command: until then its pid cannot be another process's."""
         if self._shim.poll() is None:
-            os.kill(self.pid, signo)
-
-    def stop(self, timeout=5.0):
-        """SIGSTOP, and return once the kernel shows it stopped."""
-        self.send_signal(signal.SIGSTOP)
-        wait_until(lambda: procs.state(self.pid) == "T", timeout,
-                   f"{self.name} (pid {self.pid}) to stop",
-                   seen=lambda: procs.describe(self.pid))
-
-    def cont(self):
-        self.send_signal(signal.SIGCONT)
+            procs.send_signal(self.pid, signo)
 
     def stdout(self):
         return Path(self.stdout_path).read_text(errors="replace")

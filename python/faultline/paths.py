@@ -4,8 +4,9 @@ import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD_DIR = Path(os.environ.get("FAULTLINE_BUILD_DIR", REPO / "build"))
-ARTIFACTS_DIR = Path(os.environ.get("FAULTLINE_ARTIFACTS", REPO / "artifacts"))
+# Relative to the checkout, not to wherever ./faultline or pytest was started.
+BUILD_DIR = REPO / os.environ.get("FAULTLINE_BUILD_DIR", "build")
+ARTIFACTS_DIR = REPO / os.environ.get("FAULTLINE_ARTIFACTS", "artifacts")
 
 
 def binary(name: str) -> Path:

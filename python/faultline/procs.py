@@ -72,14 +72,26 @@ def _all_pids():
     return [int(d) for d in os.listdir("/proc") if d.isdigit()]
 
 
+def _ppid(pid):
+    """pid's parent from /proc/PID/stat alone, or None when gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(stat[stat.rindex(b")") + 2:].split(maxsplit=2)[1])
+
+
 def children(pid):
     """The direct children of pid, zombies included, by pid.
-    (This kernel has no /proc/PID/task/TID/children, so scan /proc.)"""
+    (This kernel has no /proc/PID/task/TID/children, so scan /proc: one
+    read of each stat, and the full info of the children only.)"""
     found = []
     for p in _all_pids():
-        i = info(p)
-        if i is not None and i.ppid == pid:
-            found.append(i)
+        if _ppid(p) == pid:
+            i = info(p)
+            if i is not None and i.ppid == pid:
+                found.append(i)
     return sorted(found, key=lambda i: i.pid)
 
 
@@ -205,20 +217,48 @@ def thread_count(pid):
     return 0
 
 
-def signal_quietly(pid, signo):
-    """Signal a process of ours that may have just exited."""
+class NotOnHost(RuntimeError):
+    """A signal was refused: the process is not where the caller said."""
+
+
+def send_signal(pid, signo, netns=None):
+    """Send signo to pid; False when pid has already gone, True otherwise.
+
+    Through a pidfd, so that the process checked is the process signalled.
+    netns: the inode of the network namespace pid must live in (a host's);
+    any other process is refused with NotOnHost, never signalled. The one
+    way to signal a process in faultline: Proc, Server and faults call it.
+    """
     try:
-        os.kill(pid, signo)
+        fd = os.pidfd_open(pid)
     except ProcessLookupError:
-        pass
+        return False
+    try:
+        if netns is not None:
+            where = netns_inode(pid)
+            if where is None:
+                return False  # it has exited: a zombie has no namespaces left
+            if where != netns:
+                raise NotOnHost(f"pid {pid} is not in network namespace {netns}: "
+                                f"refusing to send it signal {signo}")
+        try:
+            signal.pidfd_send_signal(fd, signo)
+        except ProcessLookupError:
+            return False
+        return True
+    finally:
+        os.close(fd)
 
 
-def stop(pid, timeout=5.0):
+def stop(pid, timeout=5.0, netns=None):
     """SIGSTOP pid and return once the kernel shows it stopped (or gone)."""
-    signal_quietly(pid, signal.SIGSTOP)
+    send_signal(pid, signal.SIGSTOP, netns)
     wait_until(lambda: state(pid) in ("T", None), timeout, f"pid {pid} to stop",
                seen=lambda: describe(pid))
 
 
-def cont(pid):
-    signal_quietly(pid, signal.SIGCONT)
+def cont(pid, timeout=5.0, netns=None):
+    """SIGCONT pid and return once the kernel no longer shows it stopped."""
+    send_signal(pid, signal.SIGCONT, netns)
+    wait_until(lambda: state(pid) != "T", timeout, f"pid {pid} to continue",
+               seen=lambda: describe(pid))

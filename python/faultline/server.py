@@ -5,33 +5,110 @@ that forks is looked through). Everything the checks look at (children,
 zombies, descriptors, threads, idleness) works on a server faultline did
 not write. Echod (echod.py) is this plus echod's readiness line and
 event log.
+
+As a context manager it is the fixture of STYLE.md item 7:
+
+    with Server(host, "socat ...", 9877) as server:   # or Echod(host, ...)
+        ...
+
+On exit, once the server has settled (asleep in its idle wait, no SIGCHLD
+pending, no child running or half-way through exiting), the test fails if
+the server crashed, or left zombie children, descriptors over the count it
+had when it became ready, or sockets in CLOSE_WAIT on its port. A test of
+a deliberately broken server names what it leaves:
+`leaves={"zombies"}` (--reap none), `leaves={"close_wait", "fds"}`
+(--leak-connfd). A test that ends the server itself (a SIGTERM drain,
+closing its host) says `stopped_by_test=True`; the exit then checks the
+server's exit status against `exit_status` instead.
 """
 
 import shlex
 import signal
 
 from . import procs, tcpstate
-from .waiting import wait_until
+from .waiting import WaitTimeout, wait_until
 
 SIGCHLD_BIT = 1 << (signal.SIGCHLD - 1)
 
+# What a server can leave behind, as `leaves` names it.
+LEFTOVERS = {
+    "zombies": "zombie children",
+    "fds": "descriptors over its baseline",
+    "close_wait": "sockets in CLOSE_WAIT on its port",
+}
 
-class ServerCrashed(AssertionError):
-    pass
+# Rows of each table a failure message shows; the rest is in the snapshot.
+SCREENFUL_ROWS = 10
+
+
+class ServerCheckFailed(AssertionError):
+    """The server fixture's check at exit failed; the message says what it
+    saw. An AssertionError: pytest shows it as a failed expectation."""
+
+
+class ServerCrashed(ServerCheckFailed):
+    """The server died, or exited with another status than expected."""
+
+
+class ServerLeftBehind(ServerCheckFailed):
+    """At exit the server held zombies, descriptors or CLOSE_WAIT sockets
+    that the test did not declare with `leaves`."""
+
+
+def describe_status(code):
+    """An exit status as Proc.returncode gives it, in words."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def first_rows(rows, where, limit=SCREENFUL_ROWS):
+    """At most `limit` rows, and a line saying where the others are."""
+    rows = list(rows)
+    if len(rows) <= limit:
+        return rows
+    return rows[:limit] + [f"    ... {len(rows) - limit} more in {where}"]
+
+
+def _socket_inode(target):
+    return int(target[8:-1]) if target.startswith("socket:[") else None
 
 
 class Server:
-    def __init__(self, host, command, port, name="server", env=None):
+    # How long the check at exit waits for the server to settle.
+    settle_timeout = 3.0
+
+    def __init__(self, host, command, port, name="server", env=None, leaves=(),
+                 stopped_by_test=False, exit_status=None):
         """command: an argv list, or a shell command line (run with sh -c
-        only when it needs a shell)."""
+        only when it needs a shell).
+        leaves: what the test expects the server to leave behind, among
+        LEFTOVERS; the check at exit does not look for it.
+        stopped_by_test: the test ends the server itself; the check at exit
+        waits for that exit instead of looking for leftovers.
+        exit_status: the status the server must end with, whoever stops it
+        (None: any)."""
+        unknown = set(leaves) - set(LEFTOVERS)
+        if unknown:
+            raise ValueError(f"leaves: unknown {sorted(unknown)}; a server can "
+                             f"leave {sorted(LEFTOVERS)}")
         self.host = host
         self.port = port
         self.name = name
         self.env = env
         self.command = command
+        self.leaves = frozenset(leaves)
+        self.stopped_by_test = stopped_by_test
+        self.exit_status = exit_status
         self.proc = None      # what we spawned
         self.pid = None       # who holds the listening socket
         self._idle_syscall = None
+        self._baseline_fds = {}
 
     def argv(self):
         if isinstance(self.command, (list, tuple)):
@@ -52,7 +129,8 @@ class Server:
 
     def wait_ready(self, timeout=5.0):
         """The LISTEN socket is there; its holder is the server's pid; the
-        server sleeps waiting for connections (its idle syscall noted)."""
+        server sleeps waiting for connections (its idle syscall noted, and
+        its descriptors: the baseline of the check at exit)."""
         def listening():
             if not self.proc.alive():
                 said = self.proc.stderr().strip().splitlines()
@@ -74,14 +152,24 @@ class Server:
             lambda: procs.state(self.pid) == "S" and (procs.current_syscall(self.pid),),
             timeout, f"{self.name} to block waiting for connections",
             seen=lambda: procs.describe(self.pid))
+        self._baseline_fds = procs.open_fds(self.pid)
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.check_alive()
-        self.terminate(check=False)
+        if exc_type is not None:
+            # The test's own failure says more than anything found here.
+            self.terminate(check=False)
+        elif self.stopped_by_test:
+            self.check_exit()
+        else:
+            try:
+                self.check_left_nothing()
+            except BaseException:
+                self.terminate(check=False)
+                raise
+            self.terminate()
 
     def alive(self):
         i = procs.info(self.pid) if self.pid else None
@@ -89,25 +177,197 @@ class Server:
 
     def check_alive(self):
         if not self.alive():
+            status = self.proc.returncode
+            if status is None and self.pid == self.proc.pid:
+                try:  # dead, and its shim about to report how
+                    status = self.proc.wait(2.0)
+                except WaitTimeout:
+                    pass
+            said = self.proc.stderr().strip().splitlines()[-SCREENFUL_ROWS:]
             raise ServerCrashed(
-                f"{self.name} (pid {self.pid}) died; exit status "
-                f"{self.proc.returncode}; stderr:\n{self.proc.stderr()}")
+                f"{self.name} (pid {self.pid}) died during the test: "
+                f"{describe_status(status)}\nthe end of its stderr "
+                f"({self.proc.stderr_path}):\n" + "\n".join(said or ["(empty)"]))
 
-    def terminate(self, check=True, timeout=5.0):
-        """SIGTERM (after SIGCONT if stopped); returns the exit status."""
+    def exit_timeout(self):
+        """How long the server may take to exit once asked to."""
+        return 5.0
+
+    def terminate(self, check=True, timeout=None):
+        """SIGTERM (after SIGCONT if stopped); returns the exit status.
+        check: it must be exit_status (when that is not None)."""
         if self.proc is None:
             return None
-        if not self.proc.alive():
-            return self.proc.returncode
+        if self.proc.alive():
+            self._continue_if_stopped()
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout or self.exit_timeout())
+        if check:
+            self._check_status(code, "after SIGTERM")
+        return code
+
+    def _continue_if_stopped(self):
         for pid in {self.pid, self.proc.pid} - {None}:
             if procs.state(pid) == "T":
                 procs.cont(pid)
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout)
-        if check and code != 0:
-            raise ServerCrashed(f"{self.name} exited {code} after SIGTERM; "
-                                f"stderr:\n{self.proc.stderr()}")
-        return code
+
+    def _check_status(self, code, when):
+        if self.exit_status is not None and code != self.exit_status:
+            raise ServerCrashed(
+                f"{self.name} ended with {describe_status(code)} {when}, expected "
+                f"{describe_status(self.exit_status)}; stderr:\n{self.proc.stderr()}")
+
+    # --- the check at exit ----------------------------------------------
+
+    def check_exit(self):
+        """For a test that ends the server itself: the server exits within
+        exit_timeout() and with exit_status."""
+        try:
+            code = self.proc.wait(self.exit_timeout())
+        except WaitTimeout:
+            seen = self.ps()
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(self.exit_timeout())
+            raise ServerCheckFailed(
+                f"the test ends {self.name} itself (stopped_by_test), but it was "
+                f"still running {self.exit_timeout():g}s after the test; killed "
+                f"it\n{seen}") from None
+        self._check_status(code, "when the test ended it")
+
+    def check_left_nothing(self):
+        """The check at exit: the server is alive and, once it has settled,
+        holds nothing the test did not declare in `leaves`. Raises
+        ServerCrashed or ServerLeftBehind with what it saw."""
+        self._continue_if_stopped()  # a test that stopped it and forgot
+        self.check_alive()
+        found, how = self.settle()
+        self.check_alive()
+        if found:
+            raise ServerLeftBehind(self._left_behind(found, how))
+
+    def settle(self):
+        """Wait, at most settle_timeout, for the server to settle: children
+        still exiting and connections still closing when the test body
+        ended are given the time to. Returns the leftovers seen last --
+        none once settled; zombies as soon as they are certain (they
+        outlived the server's idle wait, see unreaped()); whatever was
+        still there when the time ran out -- and how it ended, in words."""
+        last = {}
+
+        def settled():
+            if not self.alive():
+                return True
+            last.clear()
+            last.update(self.leftovers())
+            if not last:
+                return self.quiescent()
+            return set(last) == {"zombies"} and bool(self.unreaped())
+        try:
+            wait_until(settled, self.settle_timeout, f"{self.name} to settle")
+        except WaitTimeout:
+            return last, f"still there {self.settle_timeout:g}s after the test body"
+        return last, "with the server idle in its accept wait"
+
+    def leftovers(self):
+        """What the server holds now that the test did not declare:
+        {leftover: (how many, in words; rows that show it)}."""
+        found = {}
+        if "zombies" not in self.leaves:
+            zombies = self.zombies()
+            if zombies:
+                found["zombies"] = (f"zombie children: {len(zombies)}",
+                                    [z.row() for z in zombies])
+        if "close_wait" not in self.leaves:
+            stuck = self.close_wait_sockets()
+            if stuck:
+                found["close_wait"] = (
+                    f"sockets in CLOSE_WAIT on port {self.port}: {len(stuck)}",
+                    [s.row() for s in stuck])
+        if "fds" not in self.leaves:
+            over, diff = self.descriptors_over_baseline()
+            if over > 0:
+                found["fds"] = (f"descriptors over the {len(self._baseline_fds)} "
+                                f"it held when ready: {over}", diff)
+        return found
+
+    def quiescent(self):
+        """Nothing under way: the server asleep in its idle wait with no
+        SIGCHLD pending, and no child running or half-way through exit."""
+        # A FIN still in flight (its sender in FIN_WAIT1) has not reached
+        # the serving process yet: under load the loopback softirq that
+        # delivers it can run after the client's close() returned.
+        return self.idle() and not any(
+            c.state in ("R", "D") or (c.dead and c.state != "Z")
+            for c in self.children()) and not tcpstate.in_state(
+                self.host.outer_pid, "FIN_WAIT1", self.port)
+
+    def unreaped(self):
+        """Zombie children that a sound reaper would have reaped: seen
+        before and after the server was seen idle. A child that exits
+        leaves SIGCHLD pending before it shows as a zombie; idle means no
+        SIGCHLD pending and any handler that was due has run to completion,
+        so a zombie seen on both sides outlived its handler."""
+        before = {z.pid for z in self.zombies()}
+        if not before or not self.idle():
+            return []
+        return [z for z in self.zombies() if z.pid in before]
+
+    def close_wait_sockets(self):
+        """The server's ends of connections its peer has closed and it has
+        not (a client's own end to this port is not counted)."""
+        return [s for s in tcpstate.in_state(self.host.outer_pid, "CLOSE_WAIT", self.port)
+                if s.local[1] == self.port]
+
+    def descriptors_over_baseline(self):
+        """(how many descriptors the server holds over its baseline, the
+        table's diff). The sockets of connections still open are not
+        counted: a thread or event-loop server rightly holds those."""
+        try:
+            now = procs.open_fds(self.pid)
+        except (FileNotFoundError, ProcessLookupError):
+            return 0, []
+        open_conns = {s.inode for s in tcpstate.sockets(self.host.outer_pid, self.port)
+                      if s.local[1] == self.port and s.inode
+                      and s.state not in ("CLOSE_WAIT", "LISTEN")}
+        held = {fd: t for fd, t in now.items() if _socket_inode(t) not in open_conns}
+        base = self._baseline_fds
+        diff = ([f"  - fd {fd:>4} -> {t}" for fd, t in sorted(base.items())
+                 if held.get(fd) != t] +
+                [f"  + fd {fd:>4} -> {t}" for fd, t in sorted(held.items())
+                 if base.get(fd) != t])
+        return len(held) - len(base), diff
+
+    def _left_behind(self, found, how):
+        """The failure message (bounded) and, in the host's folder, the
+        whole snapshot it is cut from."""
+        snapshot = self.host.workdir / f"{self.name}.at-exit.txt"
+        where = snapshot.name
+        parts = [f"{self.name} (pid {self.pid}) left behind what the test did not "
+                 f"declare: {'; '.join(what for what, _ in found.values())} ({how})",
+                 f"(a test that means the server to leave them says so: "
+                 f"leaves={{{', '.join(map(repr, sorted(found)))}}})"]
+        if "zombies" in found:
+            parts += ["processes:", *first_rows(self.ps().splitlines(), where)]
+        if "fds" in found:
+            parts += ["descriptors (- at ready, + now; open connections not counted):",
+                      *first_rows(found["fds"][1], where)]
+        if "close_wait" in found or "fds" in found:
+            parts += [f"sockets on port {self.port}:",
+                      *first_rows(self.sockets().splitlines(), where)]
+        parts.append(f"snapshot: {snapshot}")
+        snapshot.write_text("\n".join([
+            parts[0], "", "processes:", self.ps(), "",
+            "descriptors when ready:", *(f"  fd {fd:>4} -> {t}" for fd, t in
+                                          sorted(self._baseline_fds.items())),
+            "descriptors now:", self._fd_table_or_gone(), "",
+            "TCP sockets on the host:", tcpstate.table(self.host.outer_pid), ""]))
+        return "\n".join(parts)
+
+    def _fd_table_or_gone(self):
+        try:
+            return self.fd_table()
+        except (FileNotFoundError, ProcessLookupError):
+            return "  (the server is gone)"
 
     # --- what checks look at --------------------------------------------
 
@@ -142,18 +402,26 @@ class Server:
     def sockets(self):
         return tcpstate.table(self.host.outer_pid, self.port)
 
+    # --- signals: thin over procs, and only ever to a process on the host
+
+    def send_signal(self, signo):
+        procs.send_signal(self.pid, signo, netns=self.host.netns_inode)
+
     def stop(self):
-        procs.stop(self.pid)
+        procs.stop(self.pid, netns=self.host.netns_inode)
 
     def cont(self):
-        procs.cont(self.pid)
+        procs.cont(self.pid, netns=self.host.netns_inode)
 
     def idle(self):
         """Asleep in the wait it sleeps in when idle, no SIGCHLD pending:
         any signal handler that was due has run to completion."""
-        return (procs.state(self.pid) == "S"
-                and procs.current_syscall(self.pid) == self._idle_syscall
-                and not procs.pending_signals(self.pid) & SIGCHLD_BIT)
+        try:
+            return (procs.state(self.pid) == "S"
+                    and procs.current_syscall(self.pid) == self._idle_syscall
+                    and not procs.pending_signals(self.pid) & SIGCHLD_BIT)
+        except (FileNotFoundError, ProcessLookupError):
+            return False  # gone while we looked
 
     def wait_idle(self, timeout=5.0):
         wait_until(self.idle, timeout,
@@ -162,4 +430,3 @@ class Server:
                                 f"{procs.current_syscall(self.pid)} (idle is "
                                 f"{self._idle_syscall}), pending signals "
                                 f"{procs.pending_signals(self.pid):#x}")
-

@@ -4,7 +4,7 @@
  * what it read; here the loop says "readable" or "writable" and the
  * connection does one step, never blocking, so one process serves them all.
  *
- * Buffer and backpressure: each connection holds at most CONN_BUFSIZE bytes
+ * Buffer and backpressure: each connection holds at most EVCONN_BUFSIZE bytes
  * read but not yet echoed. It asks to read only while that buffer has room
  * (and the peer has not sent EOF), and to write only while it is not empty.
  * A client that sends and never reads fills its buffer; the server stops
@@ -43,26 +43,26 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "conn.h"
+#include "evconn.h"
 #include "echod.h"
 #include "eventlog.h"
 #include "fault.h"
 
 /* The open sessions, newest first, so that SIGTERM can reach them all. */
-static struct conn *open_conns;
+static struct evconn *open_conns;
 static size_t live_conns;
 
-size_t conn_live(void)
+size_t evconn_live(void)
 {
     return live_conns;
 }
 
-struct conn *conn_first(void)
+struct evconn *evconn_first(void)
 {
     return open_conns;
 }
 
-static void link_conn(struct conn *c)
+static void link_conn(struct evconn *c)
 {
     c->prev = NULL;
     c->next = open_conns;
@@ -72,7 +72,7 @@ static void link_conn(struct conn *c)
     live_conns++;
 }
 
-static void unlink_conn(struct conn *c)
+static void unlink_conn(struct evconn *c)
 {
     if (c->prev)
         c->prev->next = c->next;
@@ -83,25 +83,13 @@ static void unlink_conn(struct conn *c)
     live_conns--;
 }
 
-static void log_session_end(const struct conn *c, const char *reason, int errnum)
+static void end_session(struct evconn *c, const char *reason, int errnum)
 {
-    struct event ev;
-    event_begin(&ev, "session_end");
-    event_int(&ev, "conn", c->id);
-    event_int(&ev, "bytes", c->ctx.bytes);
-    event_str(&ev, "reason", reason);
-    if (errnum)
-        event_str(&ev, "error", strerror(errnum));
-    event_emit(&ev);
+    log_session_end(c->id, c->ctx.bytes, reason, errnum);
+    c->flags |= EVCONN_ENDED;
 }
 
-static void end_session(struct conn *c, const char *reason, int errnum)
-{
-    log_session_end(c, reason, errnum);
-    c->flags |= CONN_ENDED;
-}
-
-void conn_fail(struct conn *c, int errnum)
+void evconn_fail(struct evconn *c, int errnum)
 {
     end_session(c, "poll", errnum);
 }
@@ -109,38 +97,36 @@ void conn_fail(struct conn *c, int errnum)
 /* Run a hook and carry out a socket-level fault it hands back. Returns the
  * hit; when an rst or close ended the session, c is marked ended and its
  * fd is -1. */
-static struct fault_hit hook(struct conn *c, enum fault_point point)
+static struct fault_hit hook(struct evconn *c, enum fault_point point)
 {
     struct fault_hit hit = FAULT_HOOK(point, &c->ctx);
-    bool closed = false;
 
-    if (session_apply_fault(hit, c->fd, &closed)) {
-        if (closed)
-            c->fd = c->ctx.fd = -1;
+    if (socket_fault(hit, c->fd, c->id) == SOCK_FAULT_CLOSED) {
+        c->fd = c->ctx.fd = -1;
         end_session(c, hit.action == FA_RST ? "fault_rst" : "fault_close", 0);
     }
     return hit;
 }
 
-static bool ended(const struct conn *c)
+static bool ended(const struct evconn *c)
 {
-    return (c->flags & CONN_ENDED) != 0;
+    return (c->flags & EVCONN_ENDED) != 0;
 }
 
-unsigned conn_interest(const struct conn *c)
+unsigned evconn_interest(const struct evconn *c)
 {
     unsigned want = 0;
 
-    if (!(c->flags & (CONN_PEER_EOF | CONN_READ_DONE | CONN_ENDED)) &&
-        c->len < CONN_BUFSIZE)
-        want |= CONN_IN;
+    if (!(c->flags & (EVCONN_PEER_EOF | EVCONN_READ_DONE | EVCONN_ENDED)) &&
+        c->len < EVCONN_BUFSIZE)
+        want |= EVCONN_IN;
     if (c->len > 0 && !ended(c))
-        want |= CONN_OUT;
+        want |= EVCONN_OUT;
     return want;
 }
 
 /* One read into the free space. */
-static void do_read(struct conn *c)
+static void do_read(struct evconn *c)
 {
     struct fault_hit hit;
     ssize_t n;
@@ -150,25 +136,25 @@ static void do_read(struct conn *c)
         return;
     if (c->head > 0) {
         /* Move what waits to the front so all the room is usable: at most
-         * CONN_BUFSIZE bytes, and usually none (writes empty the buffer). */
+         * EVCONN_BUFSIZE bytes, and usually none (writes empty the buffer). */
         memmove(c->buf, c->buf + c->head, c->len);
         c->head = 0;
     }
-    n = recv(c->fd, c->buf + c->len, CONN_BUFSIZE - c->len, 0);
+    n = recv(c->fd, c->buf + c->len, EVCONN_BUFSIZE - c->len, 0);
     if (n < 0) {
         if (errno == EINTR)
             return; /* level-triggered: the next wake-up reads again */
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             /* Draining: nothing more has arrived, so nothing more is read. */
-            if (c->flags & CONN_DRAINING)
-                c->flags |= CONN_READ_DONE;
+            if (c->flags & EVCONN_DRAINING)
+                c->flags |= EVCONN_READ_DONE;
             return;
         }
         end_session(c, "read", errno); /* ECONNRESET: the peer reset us */
         return;
     }
     if (n == 0) {
-        c->flags |= CONN_PEER_EOF;
+        c->flags |= EVCONN_PEER_EOF;
         return;
     }
     c->ctx.bytes += n;
@@ -181,8 +167,8 @@ static void do_read(struct conn *c)
 enum write_result { WRITE_ROUND_DONE, WRITE_BLOCKED };
 
 /* Write the current round (starting one if none is in progress) until it
- * is done or the socket is full. At most CONN_BUFSIZE bytes per call. */
-static enum write_result do_write(struct conn *c)
+ * is done or the socket is full. At most EVCONN_BUFSIZE bytes per call. */
+static enum write_result do_write(struct evconn *c)
 {
     if (c->round_left == 0) {
         struct fault_hit hit = hook(c, FP_BEFORE_WRITE);
@@ -223,40 +209,40 @@ static enum write_result do_write(struct conn *c)
  * already arrived (a non-blocking read) before it ends; a read a drop fault
  * discarded leaves nothing to echo, so it looks again (bounded: each look
  * consumes data, meets EAGAIN, or ends the session). */
-static bool settle(struct conn *c)
+static bool settle(struct evconn *c)
 {
     for (int looks = 0; looks < 64; looks++) {
-        if (ended(c) || !(c->flags & CONN_DRAINING) || c->len != 0 ||
-            (c->flags & (CONN_READ_DONE | CONN_PEER_EOF)))
+        if (ended(c) || !(c->flags & EVCONN_DRAINING) || c->len != 0 ||
+            (c->flags & (EVCONN_READ_DONE | EVCONN_PEER_EOF)))
             break;
         do_read(c);
     }
-    if (!ended(c) && c->len == 0 && (c->flags & CONN_PEER_EOF))
+    if (!ended(c) && c->len == 0 && (c->flags & EVCONN_PEER_EOF))
         end_session(c, "eof", 0);
-    if (!ended(c) && c->len == 0 && (c->flags & CONN_READ_DONE))
+    if (!ended(c) && c->len == 0 && (c->flags & EVCONN_READ_DONE))
         end_session(c, "terminated", 0);
     return ended(c);
 }
 
-bool conn_handle(struct conn *c, unsigned events)
+bool evconn_handle(struct evconn *c, unsigned events)
 {
     bool blocked = false;
 
     if (ended(c))
         return true;
-    if (events & CONN_HUP) {
+    if (events & EVCONN_HUP) {
         /* An error or hang-up is reported even when we asked for nothing:
          * take it as readiness for whatever we wait for, so the read or the
          * write that follows returns the error (or EOF) and the session
          * ends instead of spinning. */
-        events |= conn_interest(c);
+        events |= evconn_interest(c);
     }
-    if ((events & CONN_OUT) && c->len > 0) {
+    if ((events & EVCONN_OUT) && c->len > 0) {
         blocked = do_write(c) == WRITE_BLOCKED;
         if (ended(c))
             return true;
     }
-    if ((events & CONN_IN) && (conn_interest(c) & CONN_IN)) {
+    if ((events & EVCONN_IN) && (evconn_interest(c) & EVCONN_IN)) {
         do_read(c);
         if (ended(c))
             return true;
@@ -268,50 +254,37 @@ bool conn_handle(struct conn *c, unsigned events)
     return settle(c);
 }
 
-bool conn_drain(struct conn *c)
+bool evconn_drain(struct evconn *c)
 {
-    c->flags |= CONN_DRAINING;
-    return conn_handle(c, 0);
+    c->flags |= EVCONN_DRAINING;
+    return evconn_handle(c, 0);
 }
 
-static void close_now(struct conn *c)
+void evconn_close(struct evconn *c)
 {
-    if (c->fd >= 0 && !(c->flags & CONN_LEAK))
-        close(c->fd);
+    /* A leak stays open for the server's life (in the fork model the
+     * child would exit right after; here nobody does). */
+    if (c->fd >= 0)
+        session_close(c->fd, &c->ctx, (c->flags & EVCONN_LEAK) != 0);
     c->fd = -1;
-}
-
-void conn_close(struct conn *c)
-{
-    if (c->fd >= 0) {
-        struct fault_hit hit = FAULT_HOOK(FP_BEFORE_CLOSE, &c->ctx);
-        bool closed = false;
-
-        /* leak: the descriptor stays open for the server's life (in the
-         * fork model the child would exit right after; here nobody does). */
-        if (hit.action == FA_LEAK)
-            c->flags |= CONN_LEAK;
-        else if (session_apply_fault(hit, c->fd, &closed) && closed)
-            c->fd = -1;
-        close_now(c);
-    }
     unlink_conn(c);
     free(c);
 }
 
-void conn_discard(struct conn *c)
+void evconn_discard(struct evconn *c)
 {
-    close_now(c);
+    if (c->fd >= 0 && !(c->flags & EVCONN_LEAK))
+        close(c->fd);
     unlink_conn(c);
     free(c);
 }
 
-enum conn_accept_status conn_accept(int listenfd, const struct echod_options *opt,
+enum evconn_accept_status evconn_accept(int listenfd, const struct echod_options *opt,
                                     long *nconn, const sigset_t *wait_mask,
-                                    struct conn **out)
+                                    struct evconn **out)
 {
     bool leak;
-    struct conn *c;
+    struct evconn *c;
     int connfd, flags;
 
     connfd = accept_connection(listenfd, nconn);
@@ -319,37 +292,37 @@ enum conn_accept_status conn_accept(int listenfd, const struct echod_options *op
         /* Out of descriptors: every session stalls for the back-off, the
          * price of one thread; better than spinning on the listener. */
         accept_backoff(wait_mask);
-        return CONN_ACCEPT_DONE;
+        return EVCONN_ACCEPT_DONE;
     }
     if (connfd < 0) {
         /* Aborted before we took it, or a signal: others may be waiting.
          * EAGAIN: wait again. */
         if (errno == ECONNABORTED || errno == EPROTO || errno == EINTR)
-            return CONN_ACCEPT_NEXT;
-        return CONN_ACCEPT_DONE;
+            return EVCONN_ACCEPT_NEXT;
+        return EVCONN_ACCEPT_DONE;
     }
     if (over_limit_count(opt, *nconn, connfd, live_conns))
-        return CONN_ACCEPT_NEXT;
+        return EVCONN_ACCEPT_NEXT;
 
     if (!accept_hook(*nconn, connfd, "fork_error", "fork (injected)", &leak))
-        return CONN_ACCEPT_NEXT;
+        return EVCONN_ACCEPT_NEXT;
 
     flags = fcntl(connfd, F_GETFL);
     if (flags < 0 || fcntl(connfd, F_SETFL, flags | O_NONBLOCK) < 0) {
         log_error("accept_error", "fcntl O_NONBLOCK", errno);
         close(connfd);
-        return CONN_ACCEPT_NEXT;
+        return EVCONN_ACCEPT_NEXT;
     }
     c = malloc(sizeof *c);
     if (c == NULL) {
         log_error("accept_error", "malloc", ENOMEM);
         close(connfd);
-        return CONN_ACCEPT_NEXT;
+        return EVCONN_ACCEPT_NEXT;
     }
     /* buf is left untouched: its pages cost memory only once data comes. */
     c->fd = connfd;
     c->id = *nconn;
-    c->flags = (opt->leak_connfd || leak) ? CONN_LEAK : 0;
+    c->flags = (opt->leak_connfd || leak) ? EVCONN_LEAK : 0;
     c->armed = 0;
     c->head = c->len = c->round_left = 0;
     c->short_cap = 0;
@@ -359,14 +332,14 @@ enum conn_accept_status conn_accept(int listenfd, const struct echod_options *op
     log_conn("session_start", c->id, NULL, 0);
     hook(c, FP_CHILD_START);
     if (ended(c)) {
-        conn_close(c);
-        return CONN_ACCEPT_NEXT;
+        evconn_close(c);
+        return EVCONN_ACCEPT_NEXT;
     }
     *out = c;
-    return CONN_ACCEPT_NEW;
+    return EVCONN_ACCEPT_NEW;
 }
 
-void conn_raise_nofile(void)
+void evconn_raise_nofile(void)
 {
     struct rlimit rl;
     struct event ev;
@@ -386,21 +359,5 @@ void conn_raise_nofile(void)
     event_str(&ev, "resource", "nofile");
     event_int(&ev, "soft", rl.rlim_cur == RLIM_INFINITY ? -1 : (long long)rl.rlim_cur);
     event_int(&ev, "was", was == RLIM_INFINITY ? -1 : (long long)was);
-    event_emit(&ev);
-}
-
-void conn_log_stop(long connections)
-{
-    struct event ev;
-    event_begin(&ev, "stop");
-    event_int(&ev, "connections", connections);
-    event_emit(&ev);
-}
-
-void conn_log_drain_timeout(size_t live)
-{
-    struct event ev;
-    event_begin(&ev, "drain_timeout");
-    event_int(&ev, "live", (long long)live);
     event_emit(&ev);
 }

@@ -1,0 +1,445 @@
+"""The command line: ./faultline COMMAND, or python3 -m faultline COMMAND.
+
+Parsing comes first and needs nothing: `--help` of every command works
+without root, without the system packages and without a build. Only the
+commands that run something (demo, test, check, run, build) then install
+what is missing (ci/install-deps), build, and run; those that make hosts
+first make sure this machine can, and say so in one line if it cannot.
+
+The checkout is found from this file, never from the current directory:
+relative paths given on the command line (a scenario file, a server
+command such as './my-server') are the caller's.
+
+This module also runs checks.py's checks for `faultline check`, one fresh
+host each, and prints their verdicts; the pytest suite runs them through
+run_check too (pytest/test_conformance.py, pytest/test_byo.py).
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from . import build, paths
+
+OK, FAILED, USAGE, NO_NAMESPACES = 0, 1, 2, 3
+SIGPIPE_STATUS = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
+
+EXIT_STATUSES = """\
+exit status: 0 all went as expected; 1 a check, test or phenomenon failed
+(or the build did); 2 usage error; 3 this machine cannot make network
+namespaces (not root)"""
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
+
+
+class UsageError(Exception):
+    """Bad arguments: one line, exit 2."""
+
+    def __init__(self, message, hint=None):
+        super().__init__(message)
+        self.hint = hint
+
+
+class Refused(Exception):
+    """The command cannot run here: one line, with its exit status."""
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors that name the command."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}", f"{self.prog} --help")
+
+
+def version():
+    """The project's version: meson.build's, the one place it is set."""
+    text = (paths.REPO / "meson.build").read_text()
+    found = re.search(r"\bversion\s*:\s*'([^']+)'", text)
+    return found.group(1) if found else "unknown"
+
+
+# --- what running commands need ------------------------------------------------
+
+def namespaces_unavailable():
+    """Why this process cannot make the network and PID namespaces a host
+    is made of (None when it can): tried in a throwaway child, the same
+    unshare(2) that flhost makes."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    pid = os.fork()
+    if pid == 0:
+        failed = libc.unshare(CLONE_NEWNET | CLONE_NEWPID) != 0
+        os._exit(ctypes.get_errno() & 0xFF if failed else 0)
+    _, status = os.waitpid(pid, 0)
+    errno = os.waitstatus_to_exitcode(status)
+    if errno == 0:
+        return None
+    return f"unshare(CLONE_NEWNET|CLONE_NEWPID): {os.strerror(errno)}"
+
+
+def prepare(command, hosts):
+    """Before a command runs something: hosts possible (if it makes them),
+    missing packages installed, the build up to date."""
+    if hosts:
+        why = namespaces_unavailable()
+        if why:
+            raise Refused(f"faultline {command}: makes network namespaces and cannot "
+                          f"here ({why}): run it as root, or with sudo",
+                          NO_NAMESPACES)
+    build.install_deps()
+    build.ensure_built()
+
+
+# --- the commands ----------------------------------------------------------------
+
+def demo_command(args):
+    prepare("demo", hosts=True)
+    from . import demo
+    return demo.main([])
+
+
+def test_command(args):
+    pytest_args = list(args.pytest_args)
+    if pytest_args[:1] == ["--"]:
+        pytest_args = pytest_args[1:]
+    prepare("test", hosts=True)
+    unit = subprocess.run(["meson", "test", "-C", str(paths.BUILD_DIR), "--suite", "unit",
+                           "--print-errorlogs"], cwd=paths.REPO)
+    if unit.returncode != 0:
+        return unit.returncode
+    jobs = os.environ.get("FAULTLINE_JOBS", "2")
+    status = subprocess.run([sys.executable, "-m", "pytest", "--no-build", "-n", jobs,
+                             *pytest_args], cwd=paths.REPO).returncode
+    if status == 5:
+        print("faultline test: pytest collected no tests (exit 5): a failure here",
+              file=sys.stderr)
+    return status
+
+
+def check_command(args):
+    from . import checks
+    if args.list:
+        for c in checks.CHECKS:
+            print(f"{c.name:<19}{c.title}")
+        return OK
+    if args.server_cmd is None:
+        raise UsageError("faultline check: --server-cmd CMD is required (or --list)",
+                         "faultline check --help")
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"faultline check: --port wants a number from 1 to 65535, "
+                         f"not {args.port}", "faultline check --help")
+    try:
+        chosen = checks.by_name(args.check) if args.check else None
+    except KeyError as e:
+        raise UsageError(f"faultline check: {e.args[0]}",
+                         "faultline check --list") from None
+    prepare("check", hosts=True)
+    from . import artifacts
+    from .server import Server
+    root = artifacts.fresh_dir("check")
+
+    def make(host):
+        return Server(host, args.server_cmd, args.port)
+    try:
+        preflight(make, root / "preflight")
+    except NotAServer as e:
+        raise UsageError(f"faultline check: {e}") from None
+    failures = run_against(make, f"'{args.server_cmd}' on port {args.port}", root, chosen)
+    print(f"artifacts: {root}/")
+    return FAILED if failures else OK
+
+
+def scenario_path(name):
+    """A name as `faultline list` prints it, looked up in fixtures/scenarios
+    first; otherwise a path to a scenario file."""
+    from . import scenario
+    if "/" not in name:
+        named = scenario.SCENARIO_DIR / f"{name}.toml"
+        if named.is_file():
+            return named
+    path = Path(name)
+    if path.is_file():
+        return path
+    if "/" in name or name.endswith(".toml"):
+        raise UsageError(f"faultline run: {name}: no such file", "faultline list")
+    raise UsageError(f"faultline run: no scenario named '{name}' in "
+                     f"{scenario.SCENARIO_DIR}, and no file of that name",
+                     "faultline list")
+
+
+def run_command(args):
+    from . import scenario
+    path = scenario_path(args.scenario)
+    try:
+        scenario.load(path)
+    except scenario.ScenarioError as e:
+        raise UsageError(f"faultline run: {e}", "docs/SCENARIOS.md") from None
+    prepare("run", hosts=True)
+    from . import artifacts
+    result = scenario.run(path, artifacts.fresh_dir("run", path.stem))
+    print(result.report())
+    for failure in result.failures:
+        print("\n" + failure)
+    return OK if result.passed else FAILED
+
+
+def list_command(args):
+    from . import scenario
+    for path in scenario.all_scenarios():
+        print(scenario.summary_line(path))
+    return OK
+
+
+def build_command(args):
+    build.install_deps()
+    build.ensure_built(quiet=False)
+    return OK
+
+
+def help_command(args):
+    parser = make_parser()
+    if args.topic is None:
+        parser.print_help()
+        return OK
+    commands = subcommands(parser)
+    if args.topic not in commands:
+        raise UsageError(f"faultline help: no command '{args.topic}' "
+                         f"(commands: {', '.join(commands)})", "faultline --help")
+    commands[args.topic].print_help()
+    return OK
+
+
+def make_parser():
+    top = Parser(prog="faultline", epilog=EXIT_STATUSES,
+                 description="Test concurrent TCP servers under faults, each test on "
+                             "its own throwaway host (network and PID namespaces). "
+                             "demo, test, check and run make hosts: run them as root "
+                             "(or with sudo); they install missing packages "
+                             "(ci/install-deps) and build first.")
+    top.add_argument("--version", action="version", version=f"faultline {version()}")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
+                             title="commands")
+
+    def command(name, run, summary, description=None, **kw):
+        p = sub.add_parser(name, prog=f"faultline {name}", help=summary,
+                           description=description or summary, epilog=EXIT_STATUSES,
+                           **kw)
+        p.set_defaults(run=run)
+        return p
+
+    command("demo", demo_command,
+            "the three SIGCHLD reapers side by side (UNP ch. 5), then the other "
+            "seed experiments; artifacts in artifacts/demo/")
+    command("test", test_command,
+            "the cmocka unit tests, then the pytest suite",
+            "Run the cmocka unit tests, then the pytest suite (in the checkout, "
+            "FAULTLINE_JOBS workers, default 2). Every other argument goes to "
+            "pytest, e.g. 'faultline test -k zombie'; after '--' even -h does. "
+            "pytest collecting no test is a failure.",
+            usage="faultline test [-h] [PYTEST-ARG ...]", allow_abbrev=False)
+    check = command("check", check_command,
+                    "put any TCP echo server under every check",
+                    "Run every check that applies to any TCP echo server against "
+                    "CMD, each on a fresh host with a freshly started server.")
+    check.add_argument("--server-cmd", metavar="CMD",
+                       help="the command that starts the server (shell syntax allowed; "
+                            "relative paths are from the current directory)")
+    check.add_argument("--port", type=int, default=9877, metavar="P",
+                       help="the TCP port it listens on (default 9877)")
+    check.add_argument("--check", action="append", metavar="NAME",
+                       help="run only this check (repeatable); --list names them")
+    check.add_argument("--list", action="store_true",
+                       help="name the checks and exit (needs no root)")
+    run = command("run", run_command, "run one scenario file; artifacts kept",
+                  "Run one scenario on a fresh host and print its report; the "
+                  "artifacts stay in artifacts/run/NAME/.")
+    run.add_argument("scenario", metavar="SCENARIO",
+                     help="a name as 'faultline list' prints it, or a path to a .toml file")
+    command("list", list_command, "the scenario files, one line each (needs no root)")
+    command("build", build_command,
+            "install missing packages, configure and compile (needs no root "
+            "unless packages are missing)",
+            f"Install the missing Debian/Ubuntu packages (ci/install-deps), then "
+            f"configure and compile the meson build in FAULTLINE_BUILD_DIR "
+            f"(now {paths.BUILD_DIR}).")
+    topic = command("help", help_command, "this text, or a command's")
+    topic.add_argument("topic", nargs="?", metavar="COMMAND")
+    return top
+
+
+def subcommands(parser):
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def parse(argv):
+    parser = make_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        args.run, args.topic = help_command, None
+    if extra and args.command != "test":
+        raise UsageError(f"faultline {args.command}: unrecognized arguments: "
+                         f"{' '.join(extra)}", f"faultline {args.command} --help")
+    if args.command == "test":
+        args.pytest_args = extra
+    return args
+
+
+# --- running it all ----------------------------------------------------------------
+
+def stdout_closed():
+    """Whether our stdout is a pipe or socket whose reader has gone."""
+    import select
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def dispatch(argv):
+    """Parse and run; every expected way to fail becomes one line on
+    stderr and an exit status."""
+    try:
+        args = parse(argv)
+        return args.run(args)
+    except SystemExit as e:  # argparse after --help or --version
+        return e.code
+    except UsageError as e:
+        hint = f" (see '{e.hint}')" if e.hint else ""
+        print(f"{e}{hint}", file=sys.stderr)
+        return USAGE
+    except Refused as e:
+        print(e, file=sys.stderr)
+        return e.status
+    except build.BuildError as e:
+        print(f"faultline: {e}", file=sys.stderr)
+        return FAILED
+    except KeyboardInterrupt:
+        print("faultline: interrupted", file=sys.stderr)
+        return 128 + 2
+    except Exception as e:
+        from .host import HostUnavailable
+        if isinstance(e, HostUnavailable):
+            print(f"faultline: {e}", file=sys.stderr)
+            return NO_NAMESPACES
+        raise
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        status = dispatch(argv)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        if not stdout_closed():
+            raise
+        # The reader of our output went away (`faultline list | head -1`):
+        # nothing left to say. Point stdout at /dev/null so that the flush
+        # at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return SIGPIPE_STATUS
+
+
+# --- running checks (faultline check; the pytest suite through run_check) ---------
+
+def run_check(chk, host, make_server, workdir):
+    """Run one check on a fresh server made by make_server(host); the
+    verdict carries the artifacts (pcap, outputs) left in workdir."""
+    from . import capture
+    from .checks import Context, Verdict
+    from .waiting import WaitTimeout
+    workdir = Path(workdir)
+    pcap = workdir / f"{chk.name}.pcap"
+    capturer = capture.Capture(host, pcap).start() if chk.capture else None
+    server = make_server(host)
+    try:
+        server.start()
+        verdict = chk.run(Context(host, server, workdir))
+        if verdict.passed and not server.alive():
+            verdict = Verdict(False, "the server died during the check",
+                              f"stderr:\n{server.proc.stderr()}")
+    except (WaitTimeout, OSError, AssertionError) as e:
+        verdict = Verdict(False, f"{type(e).__name__}: {e}".splitlines()[0],
+                          str(e) + ("\n" + Context(host, server, workdir).evidence()
+                                    if server.pid else ""))
+    finally:
+        server.terminate(check=False)
+        if capturer:
+            capturer.stop()
+    verdict.artifacts = [workdir]
+    return verdict
+
+
+class NotAServer(Exception):
+    """The command does not start, or does not listen where it was said to."""
+
+
+def preflight(make_server, workdir):
+    """Start the server once on a scratch host: a command that cannot start
+    or never listens on its port is a usage error, not 13 failed checks."""
+    from . import tcpstate
+    from .host import Host, HostError
+    from .server import ServerCrashed
+    from .waiting import WaitTimeout
+    with Host("preflight", workdir) as host:
+        server = make_server(host)
+        try:
+            server.start()
+        except HostError as e:
+            raise NotAServer(str(e)) from None
+        except (ServerCrashed, WaitTimeout) as e:
+            listening = sorted({s.local[1] for s in
+                                tcpstate.in_state(host.outer_pid, "LISTEN")})
+            where = (f"it listens on {', '.join(map(str, listening))}" if listening
+                     else "it listens on no TCP port")
+            first = str(e).splitlines()[0]
+            raise NotAServer(f"{first} ({where})") from None
+        finally:
+            server.terminate(check=False)
+
+
+def print_verdict(chk, verdict, workdir, out):
+    mark = "pass" if verdict.passed else "FAIL"
+    print(f"  {mark}  {chk.name:<19}{verdict.summary}", file=out, flush=True)
+    if not verdict.passed:
+        for line in verdict.evidence.splitlines():
+            print(f"        {line}", file=out)
+        print(f"        artifacts: {workdir}/", file=out, flush=True)
+
+
+def plural(count, noun):
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def run_against(make_server, describe, root, chosen=None, out=None):
+    """Run the checks (all, or `chosen`) each on a fresh host, printing one
+    line per check and, for failures, the evidence. Returns the failures."""
+    from . import checks
+    from .host import Host
+    out = out or sys.stdout
+    chosen = chosen or checks.CHECKS
+    print(f"faultline check: {describe}; {plural(len(chosen), 'check')}, each on a "
+          f"fresh host", file=out, flush=True)
+    failures = []
+    for chk in chosen:
+        workdir = Path(root) / chk.name
+        with Host(chk.name, workdir) as host:
+            verdict = run_check(chk, host, make_server, workdir)
+        print_verdict(chk, verdict, workdir, out)
+        if not verdict.passed:
+            failures.append((chk, verdict))
+    print(f"{plural(len(chosen), 'check')}: {len(chosen) - len(failures)} passed, "
+          f"{len(failures)} failed", file=out)
+    return failures
