@@ -5,7 +5,7 @@ check made more lenient (it passes a server it must fail) or stricter (it
 fails a server it must pass) fails this file.
 
 Each (server, check) pair is one test, run in-process through
-checks.run_check as `./faultline check` and pytest/test_byo.py run it: a
+cli.run_check as `./faultline check` and pytest/test_byo.py run it: a
 fresh host and a freshly started server per check, so one test costs what
 one line of `./faultline check` costs, and xdist spreads them.
 
@@ -27,6 +27,7 @@ import tomllib
 import pytest
 
 from faultline import checks, paths
+from faultline.cli import NotAServer, preflight, run_check
 from faultline.server import Server
 
 pytestmark = [pytest.mark.zoo, pytest.mark.slow]
@@ -111,9 +112,9 @@ def bounded(text):
 @pytest.mark.parametrize("server, check, want", pairs())
 def test_check_gives_expected_verdict(host, artifact_dir, server, check, want):
     command = command_line(server)
-    verdict = checks.run_check(KNOWN[check], host,
-                               lambda h: Server(h, command, server["port"]),
-                               artifact_dir)
+    verdict = run_check(KNOWN[check], host,
+                        lambda h: Server(h, command, server["port"]),
+                        artifact_dir)
     got = "pass" if verdict.passed else "FAIL"
     assert got == want, (
         f"{server['name']} ({server['defect']}): {check} should {want}, got "
@@ -125,8 +126,8 @@ def test_check_gives_expected_verdict(host, artifact_dir, server, check, want):
                          ids=lambda s: s["name"])
 def test_not_a_server_is_refused(hosts_possible, artifact_dir, server):
     command = command_line(server)
-    with pytest.raises(checks.NotAServer) as refused:
-        checks.preflight(lambda h: Server(h, command, server["port"]), artifact_dir)
+    with pytest.raises(NotAServer) as refused:
+        preflight(lambda h: Server(h, command, server["port"]), artifact_dir)
     assert server["refused"] in str(refused.value), (
         f"{server['name']} ({server['defect']}) was refused, but the reason does "
         f"not say {server['refused']!r}: {refused.value}")
