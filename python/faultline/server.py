@@ -266,17 +266,19 @@ class Server:
         it sends SIGKILL."""
         return STOP_GRACE
 
-    def terminate(self, check=True, kill_after=None):
+    def terminate(self, check=True, kill_after=None, timeout=None):
         """SIGTERM (after SIGCONT if stopped), then SIGKILL if the server
-        still runs kill_after seconds later (default stop_grace()). Returns
-        the exit status (None if even SIGKILL did not end it in KILL_WAIT)
-        and records how it ended in self.ending. A server slow to stop, or
-        already dead, raises nothing here: self.ending says so.
+        still runs kill_after seconds later (default stop_grace(); timeout
+        is its older name). Returns the exit status (None if even SIGKILL
+        did not end it within KILL_WAIT) and records how it ended in
+        self.ending. A server slow to stop, or already dead, raises nothing
+        here: self.ending says so.
         check: the status must be exit_status (when that is not None);
         ServerCrashed otherwise, with self.ending in the message."""
         if self.proc is None:
             return None
-        grace = self.stop_grace() if kill_after is None else kill_after
+        grace = next((t for t in (kill_after, timeout) if t is not None),
+                     self.stop_grace())
         if not self.proc.alive():
             self.ending = Ending(self.proc.returncode, already=True)
         else:
