@@ -7,8 +7,9 @@ ProcessTable.of_host() lists the host's PID namespace from the host's own
 /proc (its init mounts one, see flhost.c) and maps each pid to this
 machine's with one ioctl on the namespace (NS_GET_PID_FROM_PIDNS), instead
 of reading every process of the machine. Build one table per look and ask
-it many questions; children(), zombies(), tree() and pids_in_netns() build
-one themselves, scoped to the host the pid or namespace belongs to.
+it many questions; children(), zombies(), descendants() and tree() build
+one themselves, scoped to the host the pid belongs to. host_pids() and
+pids_in_netns() list a host's pids without reading any process.
 """
 
 import errno
@@ -59,11 +60,19 @@ PS_HEADER = f"{'PID':>7} {'PPID':>7} {'NSPID':>6}  STAT COMMAND"
 def _stat_fields(pid):
     """(comm, the fields after it) of /proc/PID/stat, or None when pid is
     gone (before the open, or between the open and the read)."""
+    # os.open and one read, not open(): half the system calls, and this is
+    # read once per process per look. The line is far shorter than the
+    # buffer, and procfs hands it over whole in one read.
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode(errors="replace")
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except GONE:
         return None
+    try:
+        stat = os.read(fd, 4096).decode(errors="replace")
+    except GONE:
+        return None
+    finally:
+        os.close(fd)
     if ")" not in stat:
         return None
     # comm may contain spaces and parentheses: it ends at the last ')'.
@@ -169,36 +178,26 @@ class ProcessTable:
         """The processes of the PID namespace whose init is init_pid (a
         Host's init_pid), zombies included; empty once that init is gone,
         since every process of the namespace died with it."""
-        try:
-            ns = os.open(f"/proc/{init_pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        except GONE:
-            return cls([], f"the PID namespace of init {init_pid} (gone)")
-        try:
-            return cls._of_namespace(ns, init_pid)
-        finally:
-            os.close(ns)
+        return _in_namespace_of(
+            init_pid, lambda ns: cls._of_namespace(ns, init_pid),
+            gone=cls([], f"the PID namespace of init {init_pid} (gone)"))
 
     @classmethod
     def around(cls, pid):
         """The table pid belongs in: its host's processes when pid is on a
         host (in a PID namespace other than ours), the machine's otherwise;
         empty when pid is gone."""
-        try:
-            ns = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        except GONE:
-            return cls([], f"pid {pid} (gone)")
-        try:
+        def look(ns):
             if os.fstat(ns).st_ino == os.stat("/proc/self/ns/pid").st_ino:
                 return cls.machine()
             try:
                 init_pid = fcntl.ioctl(ns, NS_GET_PID_FROM_PIDNS, 1)
             except OSError as e:
-                if e.errno != errno.ENOTTY:
+                if e.errno not in (errno.ENOTTY, errno.EINVAL):
                     raise
                 init_pid = None  # an older kernel: the scan will find them
             return cls._of_namespace(ns, init_pid)
-        finally:
-            os.close(ns)
+        return _in_namespace_of(pid, look, gone=cls([], f"pid {pid} (gone)"))
 
     @classmethod
     def machine(cls):
@@ -214,13 +213,16 @@ class ProcessTable:
         the host. Otherwise (scan=True, an older kernel, a host whose init
         could not mount its /proc) by reading every process of the
         machine."""
-        inode = os.fstat(ns).st_ino
-        scope = f"host PID namespace pid:[{inode}]"
-        if not scan and init_pid is not None:
-            rows = _rows_from_host_proc(ns, init_pid)
-            if rows is not None:
-                return cls(rows, scope)
-        return cls(_rows_by_scan(inode), scope + " (scanned from the machine's /proc)")
+        listed, scanned = _namespace_pids(ns, init_pid, scan)
+        scope = f"host PID namespace pid:[{os.fstat(ns).st_ino}]"
+        if scanned:
+            scope += " (scanned from the machine's /proc)"
+        rows = []
+        for pid, nspid in listed:
+            row = info(pid, nspid)
+            if row is not None and (nspid is None or _same_process(ns, nspid, pid)):
+                rows.append(row)
+        return cls(rows, scope)
 
     # --- questions ------------------------------------------------------
 
@@ -282,12 +284,44 @@ class ProcessTable:
         return [pid for pid in self.pids() if target in self.open_fds(pid).values()]
 
 
-def _rows_from_host_proc(ns, init_pid):
-    """ProcInfo of every process in PID namespace ns, listed from the
-    namespace's own /proc as its init sees it, or None when that /proc is
-    not there (the init could not mount it) or the kernel cannot translate
-    pids. Each listed pid is turned into ours with one ioctl, and the
-    process read from our /proc: its parent as this machine knows it."""
+def _in_namespace_of(pid, look, gone):
+    """look(descriptor of pid's PID namespace), or `gone` when pid is."""
+    try:
+        ns = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    except GONE:
+        return gone
+    try:
+        return look(ns)
+    finally:
+        os.close(ns)
+
+
+def host_pids(init_pid):
+    """The pids (ours) of the processes in the PID namespace whose init is
+    init_pid, zombies included, none of them read: the cheapest look, for
+    a question that needs no process's state (pids_in_netns, holders)."""
+    return _in_namespace_of(
+        init_pid, lambda ns: sorted(p for p, _ in _namespace_pids(ns, init_pid)[0]),
+        gone=[])
+
+
+def _namespace_pids(ns, init_pid, scan=False):
+    """([(pid, nspid)...], scanned) for the PID namespace open as ns.
+    From the namespace's own /proc (mounted by its init, flhost.c), each
+    pid turned into ours with one ioctl: the cost of the host. Otherwise
+    (scan=True, an older kernel, an init that could not mount its /proc),
+    from every process of the machine, nspid then unknown (None)."""
+    if not scan and init_pid is not None:
+        listed = _pids_from_host_proc(ns, init_pid)
+        if listed is not None:
+            return listed, False
+    return [(pid, None) for pid in _pids_by_scan(os.fstat(ns).st_ino)], True
+
+
+def _pids_from_host_proc(ns, init_pid):
+    """[(pid, nspid)] of PID namespace ns, listed from its own /proc as its
+    init sees it; None when that /proc is not there (the init could not
+    mount it) or the kernel cannot translate pids."""
     procfs = f"/proc/{init_pid}/root/proc"
     try:
         if fcntl.ioctl(ns, NS_GET_PID_FROM_PIDNS, 1) != init_pid:
@@ -301,41 +335,35 @@ def _rows_from_host_proc(ns, init_pid):
         if e.errno in (errno.ENOTTY, errno.EINVAL):
             return None  # a kernel without pid translation
         raise
-    rows = []
+    listed = []
     for name in names:
-        if not name.isdigit():
-            continue
-        nspid = int(name)
-        try:
-            pid = fcntl.ioctl(ns, NS_GET_PID_FROM_PIDNS, nspid)
-        except OSError:
-            continue  # reaped since the listing
-        row = info(pid, nspid=nspid)
-        try:
-            # The same process still: its pid was not freed and given to
-            # another process between the translation and the read.
-            same = row is not None and fcntl.ioctl(ns, NS_GET_PID_FROM_PIDNS, nspid) == pid
-        except OSError:
-            same = False
-        if same:
-            rows.append(row)
-    return rows
+        if name.isdigit():
+            try:
+                listed.append((fcntl.ioctl(ns, NS_GET_PID_FROM_PIDNS, int(name)), int(name)))
+            except OSError:
+                pass  # reaped since the listing
+    return listed
 
 
-def _rows_by_scan(ns_inode):
-    """ProcInfo of every process in the PID namespace with this inode,
-    found by looking at every process of the machine."""
-    rows = []
+def _same_process(ns, nspid, pid):
+    """nspid in namespace ns is still our pid: the process was not reaped,
+    and its pid given to another, between the translation and a read."""
+    try:
+        return fcntl.ioctl(ns, NS_GET_PID_FROM_PIDNS, nspid) == pid
+    except OSError:
+        return False
+
+
+def _pids_by_scan(ns_inode):
+    """Every pid of the machine in the PID namespace with this inode."""
+    found = []
     for pid in _all_pids():
         try:
-            if os.stat(f"/proc/{pid}/ns/pid").st_ino != ns_inode:
-                continue
+            if os.stat(f"/proc/{pid}/ns/pid").st_ino == ns_inode:
+                found.append(pid)
         except (*GONE, PermissionError):
-            continue
-        row = info(pid)
-        if row is not None:
-            rows.append(row)
-    return rows
+            pass
+    return found
 
 
 def children(pid):
@@ -459,13 +487,13 @@ def forget_host(netns):
 def pids_in_netns(inode):
     """Every process (thread-group leader) whose network namespace has this
     inode: the processes of one host, whatever their parentage. For an
-    open host, one look at its PID namespace (ProcessTable.of_host): its
-    zombies are counted, and the keeper and the exec shims, which joined
-    only its network namespace and hold no socket, are not. For any other
-    namespace (a host already closed, say), a look at every process."""
+    open host, its PID namespace's pids (host_pids): its zombies are
+    counted, and the keeper and the exec shims, which joined only its
+    network namespace and hold no socket, are not. For any other namespace
+    (a host already closed, say), a look at every process."""
     init_pid = _HOST_INITS.get(inode)
     if init_pid is not None:
-        return ProcessTable.of_host(init_pid).pids()
+        return host_pids(init_pid)
     return [p for p in _all_pids() if netns_inode(p) == inode]
 
 

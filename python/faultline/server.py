@@ -175,14 +175,15 @@ class Server:
                 raise ServerCrashed(
                     f"{self.name} exited ({self.proc.returncode}) before listening "
                     f"on port {self.port}" + (f"; it said: {said[-1]}" if said else ""))
-            listening = tcpstate.in_state(self.host.outer_pid, "LISTEN", self.port)
-            table = self.host.processes() if listening else None
-            for s in listening:
-                holders = table.socket_holders(s.inode)
-                if holders:
+            for s in tcpstate.in_state(self.host.outer_pid, "LISTEN", self.port):
+                holders = procs.socket_holders(s.inode, self.host.pids())
+                if len(holders) > 1:
                     # the outermost holder: a forking server's children
                     # inherit the listener too
+                    table = self.host.processes()
                     return min(holders, key=lambda p: len(table.ancestors(p)))
+                if holders:
+                    return holders[0]
             return None
         self.pid = wait_until(listening, timeout,
                               f"{self.name} to listen on port {self.port}",
