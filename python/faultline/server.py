@@ -373,22 +373,25 @@ class Server:
             if not self.alive():
                 return True
             last.clear()
-            last.update(self.leftovers())
+            table = self.processes()
+            last.update(self.leftovers(table))
             if not last:
                 return self.quiescent()
-            return set(last) == {"zombies"} and bool(self.unreaped())
+            # The look leftovers() had is the one before the idle wait.
+            return set(last) == {"zombies"} and bool(self.unreaped(table))
         try:
             wait_until(settled, self.settle_timeout, f"{self.name} to settle")
         except WaitTimeout:
             return last, f"still there {self.settle_timeout:g}s after the test body"
         return last, "with the server idle in its accept wait"
 
-    def leftovers(self):
+    def leftovers(self, table=None):
         """What the server holds now that the test did not declare:
-        {leftover: (how many, in words; rows that show it)}."""
+        {leftover: (how many, in words; rows that show it)}. table: the
+        look at the host to take its zombies from (a new one if None)."""
         found = {}
         if "zombies" not in self.leaves:
-            zombies = self.zombies()
+            zombies = (table if table is not None else self.processes()).zombies(self.pid)
             if zombies:
                 found["zombies"] = (f"zombie children: {len(zombies)}",
                                     [z.row() for z in zombies])
@@ -416,13 +419,15 @@ class Server:
             for c in self.children()) and not tcpstate.in_state(
                 self.host.outer_pid, "FIN_WAIT1", self.port)
 
-    def unreaped(self):
+    def unreaped(self, before=None):
         """Zombie children that a sound reaper would have reaped: seen
         before and after the server was seen idle. A child that exits
         leaves SIGCHLD pending before it shows as a zombie; idle means no
         SIGCHLD pending and any handler that was due has run to completion,
-        so a zombie seen on both sides outlived its handler."""
-        before = {z.pid for z in self.zombies()}
+        so a zombie seen on both sides outlived its handler.
+        before: a look at the host taken just now (a new one if None)."""
+        table = before if before is not None else self.processes()
+        before = {z.pid for z in table.zombies(self.pid)}
         if not before or not self.idle():
             return []
         return [z for z in self.zombies() if z.pid in before]
