@@ -29,7 +29,7 @@ def namespace_oracle(host):
     """The host's pids found the other way: every process of the machine
     whose PID namespace is the host's."""
     inode = os.stat(f"/proc/{host.init_pid}/ns/pid").st_ino
-    return procs._pids_by_scan(inode)
+    return sorted(procs._pids_by_scan(inode))
 
 
 def orphan_sleep(host):
@@ -62,16 +62,22 @@ def test_the_host_table_holds_the_hosts_processes_and_no_other(host):
         outside.wait()
 
 
+def who(table):
+    """What both ways of looking must agree on (state and flags change as
+    a process runs)."""
+    return [(r.pid, r.ppid, r.nspid, r.comm) for r in table]
+
+
 def test_the_scan_fallback_finds_the_same_processes(host):
     host.spawn(["sh", "-c", "sleep 60 & exec sleep 61"], name="pair")
-    wait_until(lambda: len(host.processes()) == 3, 5.0, "init and two sleeps",
-               seen=lambda: shown(host.processes()))
+    wait_until(lambda: sorted(r.comm for r in host.processes()) == ["flhost", "sleep", "sleep"],
+               5.0, "init and two sleeps", seen=lambda: shown(host.processes()))
     ns = os.open(f"/proc/{host.init_pid}/ns/pid", os.O_RDONLY)
     try:
         scanned = procs.ProcessTable._of_namespace(ns, host.init_pid, scan=True)
     finally:
         os.close(ns)
-    assert list(scanned) == list(host.processes()), (
+    assert who(scanned) == who(host.processes()), (
         f"scan:\n{shown(scanned)}\nhost's /proc:\n{shown(host.processes())}")
     assert "scanned" in scanned.scope, scanned.scope
 
