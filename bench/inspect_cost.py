@@ -2,12 +2,13 @@
 /proc against the host-scoped table (procs.ProcessTable), on a crowded
 host on a crowded machine.
 
-    sudo /usr/bin/python3 bench/inspect_cost.py [ROUNDS] [--skip-old-ps]
+    sudo /usr/bin/python3 bench/inspect_cost.py [ROUNDS] [--scale N] [--skip-old-ps]
 
-The host runs zoo/fork_children_never_exit with 2,000 live children (each
-connection leaves a child that never exits). The machine also runs 2,000
-unrelated `sleep` processes, started here in one process group and killed
-by pid at the end (they would end by themselves after SLEEP_SECONDS).
+The host runs zoo/fork_children_never_exit with N (2,000) live children
+(each connection leaves a child that never exits). The machine also runs
+N unrelated `sleep` processes, started here in one process group and
+killed by pid at the end (they would end by themselves after
+SLEEP_SECONDS).
 Each round measures every question both ways, interleaved and in
 alternating order so that machine noise hits both alike; medians are
 printed, nothing is asserted.
@@ -19,6 +20,7 @@ per process of the frontier: 2,001 scans here; it is measured once, at
 the end, unless --skip-old-ps.
 """
 
+import argparse
 import os
 import signal
 import socket
@@ -36,8 +38,6 @@ from faultline.host import Host  # noqa: E402
 from faultline.server import Server  # noqa: E402
 from faultline.waiting import wait_until  # noqa: E402
 
-CHILDREN = 2000
-BYSTANDERS = 2000
 SLEEP_SECONDS = 600
 PORT = 9877
 
@@ -165,18 +165,23 @@ def ms(f, *args):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    rounds = int(args[0]) if args else 7
-    skip_old_ps = "--skip-old-ps" in sys.argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rounds", nargs="?", type=int, default=7)
+    parser.add_argument("--scale", type=int, default=2000, metavar="N",
+                        help="the server's children, and the sleeps outside (2000)")
+    parser.add_argument("--skip-old-ps", action="store_true",
+                        help="do not run the old ps() (minutes at the default scale)")
+    opts = parser.parse_args()
+    rounds, children = opts.rounds, opts.scale
     build.ensure_built()
-    crowd = start_bystanders(BYSTANDERS)
+    crowd = start_bystanders(children)
     try:
         with tempfile.TemporaryDirectory() as tmp, Host("bench", tmp) as host:
             server = Server(host, [str(paths.BUILD_DIR / "zoo/fork_children_never_exit"),
                                    str(PORT)], PORT).start()
-            host.in_netns(connect_and_close, CHILDREN)
-            wait_until(lambda: len(server.children()) >= CHILDREN, 120.0,
-                       f"{CHILDREN} children of the server",
+            host.in_netns(connect_and_close, children)
+            wait_until(lambda: len(server.children()) >= children, 120.0,
+                       f"{children} children of the server",
                        seen=lambda: f"{len(server.children())} children")
             listener, = [s.inode for s in
                          tcpstate.in_state(host.outer_pid, "LISTEN", PORT)]
@@ -206,15 +211,16 @@ def main():
                         old[q].append(ms(old_f))
                         new[q].append(ms(new_f))
             new_ps = [ms(server.ps) for _ in range(rounds)]
-            old_ps_ms = None if skip_old_ps else ms(old_ps, server.pid)
+            old_ps_ms = None if opts.skip_old_ps else ms(old_ps, server.pid)
             machine = len(old_all_pids())
             in_host = len(host.processes())
             server.terminate(check=False, kill_after=1.0)
     finally:
         stop_bystanders(crowd)
 
-    print(f"machine: {machine} processes; host: {in_host} (the server, "
-          f"{CHILDREN} children, the host's init); rounds: {rounds}")
+    print(f"machine: {machine} processes, {children} of them sleeps started here; "
+          f"host: {in_host} (the server, {children} children, the host's init); "
+          f"rounds: {rounds}")
     print(f"{'question':<24} {'old scan (median)':>18} {'host table (median)':>20} {'ratio':>8}")
     for q in questions:
         mo, mn = statistics.median(old[q]), statistics.median(new[q])
