@@ -391,7 +391,9 @@ class Server:
         look at the host to take its zombies from (a new one if None)."""
         found = {}
         if "zombies" not in self.leaves:
-            zombies = (table if table is not None else self.processes()).zombies(self.pid)
+            if table is None:
+                table = self.processes()
+            zombies = table.zombies(self.pid)
             if zombies:
                 found["zombies"] = (f"zombie children: {len(zombies)}",
                                     [z.row() for z in zombies])
@@ -419,14 +421,15 @@ class Server:
             for c in self.children()) and not tcpstate.in_state(
                 self.host.outer_pid, "FIN_WAIT1", self.port)
 
-    def unreaped(self, before=None):
+    def unreaped(self, table=None):
         """Zombie children that a sound reaper would have reaped: seen
         before and after the server was seen idle. A child that exits
         leaves SIGCHLD pending before it shows as a zombie; idle means no
         SIGCHLD pending and any handler that was due has run to completion,
         so a zombie seen on both sides outlived its handler.
-        before: a look at the host taken just now (a new one if None)."""
-        table = before if before is not None else self.processes()
+        table: a look at the host taken just now (a new one if None)."""
+        if table is None:
+            table = self.processes()
         before = {z.pid for z in table.zombies(self.pid)}
         if not before or not self.idle():
             return []
@@ -479,12 +482,9 @@ class Server:
             parts[0], "", "processes:", self.ps(), "",
             "descriptors when ready:", *(f"  fd {fd:>4} -> {t}" for fd, t in
                                           sorted(self._baseline_fds.items())),
-            "descriptors now:", self._fd_table_or_gone(), "",
+            "descriptors now:", self.fd_table(), "",
             "TCP sockets on the host:", tcpstate.table(self.host.outer_pid), ""]))
         return "\n".join(parts)
-
-    def _fd_table_or_gone(self):
-        return self.fd_table()
 
     # --- what checks look at --------------------------------------------
     # Each builds one look at the host (procs.ProcessTable); a caller with
