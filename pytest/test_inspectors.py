@@ -10,7 +10,9 @@ import subprocess
 import pytest
 
 from faultline import paths, procs
-from faultline.server import Server, ServerCrashed, first_rows
+from faultline.echod import Echod
+from faultline.host import Host
+from faultline.server import Server, ServerCrashed, ServerLeftBehind, first_rows
 from faultline.waiting import wait_until
 
 pytestmark = pytest.mark.harness
@@ -127,7 +129,6 @@ def test_a_process_gone_between_the_table_and_the_question_holds_nothing(host):
 
 
 def test_a_closed_host_has_an_empty_table(hosts_possible, artifact_dir):
-    from faultline.host import Host
     host = Host("closing", artifact_dir)
     host.spawn(["sleep", "60"])
     assert len(host.processes()) == 2, shown(host.processes())
@@ -201,3 +202,30 @@ def test_terminate_of_a_server_that_stops_needs_no_sigkill(host):
     assert server.terminate(check=False) == -signal.SIGTERM
     assert not server.ending.killed and not server.ending.already, server.ending
     assert str(server.ending).startswith("killed by SIGTERM "), server.ending
+
+
+def test_the_fixture_counts_a_child_that_becomes_a_zombie_between_its_looks(host):
+    # settle() looks for leftovers, then for anything under way; a child
+    # that exits between the two looks is a zombie the first did not see
+    # and the second does not count as under way. Made to happen here.
+    server = Echod(host, reap="none").start()
+    sock = host.connect(server.port)
+    sock.sendall(b"x")
+    assert sock.recv(1) == b"x"
+    child, = server.children()
+    real_leftovers = server.leftovers
+    first = []
+
+    def leftovers_then_the_child_exits(table=None):
+        found = real_leftovers(table)
+        if not first:
+            first.append(found)
+            sock.close()
+            wait_until(lambda: procs.state(child.pid) == "Z", 5.0, "the child's exit",
+                       seen=server.ps)
+        return found
+
+    server.leftovers = leftovers_then_the_child_exits
+    with pytest.raises(ServerLeftBehind, match="zombie children: 1"):
+        server.__exit__(None, None, None)
+    assert first == [{}], f"the first look already saw {first}"

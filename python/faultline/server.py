@@ -376,7 +376,11 @@ class Server:
             table = self.processes()
             last.update(self.leftovers(table))
             if not last:
-                return self.quiescent()
+                # A child that became a zombie after the look above is done,
+                # so quiescent() lets it pass: look again, the next round
+                # counts it.
+                return self.quiescent() and ("zombies" in self.leaves
+                                             or not self.zombies())
             # The look leftovers() had is the one before the idle wait.
             return set(last) == {"zombies"} and bool(self.unreaped(table))
         try:
