@@ -138,6 +138,9 @@ COMMANDS = {
     "/usr/bin/python3 bench/models.py":
         NotHere("a benchmark: 16 s at one round, minutes at its default 3",
                 ".ci/run", "/usr/bin/python3 bench/models.py 1"),
+    "/usr/bin/python3 bench/inspect_cost.py":
+        NotHere("a benchmark: 2,000 processes on a host and 2,000 beside it, 100 s",
+                ".ci/run", "/usr/bin/python3 bench/inspect_cost.py 1 --scale 100"),
     # docs/FAULTS.md: the transcripts (their output is checked whole)
     "echoc --fault 'kil@connect' 127.0.0.1": Run(status=2),
     "ECHOC_FAULTS='rst@accept' echoc 127.0.0.1": Run(status=2),

@@ -17,7 +17,7 @@ import signal
 from pathlib import Path
 
 from . import paths, procs
-from .server import Server
+from .server import STOP_GRACE, Server
 from .waiting import wait_until
 
 READY = re.compile(r"listening on (\S+):(\d+) ")
@@ -82,6 +82,11 @@ class Echod(Server):
     def exit_timeout(self):
         # SIGTERM waits drain_ms for open sessions, then kills them.
         return self.drain_ms / 1000 + 5.0
+
+    def stop_grace(self):
+        # Its drain is what SIGTERM is documented to wait for: only a
+        # server still running past it is slow to stop.
+        return self.drain_ms / 1000 + STOP_GRACE
 
     # --- echod's own records --------------------------------------------
 

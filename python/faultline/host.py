@@ -7,6 +7,10 @@ Python process dies in any way, SIGKILL included: the keeper dies with us
 (PR_SET_PDEATHSIG), and with it the host's init, which takes every process
 of the PID namespace along; the network namespace, unnamed, goes with its
 last process. Nothing is ever mounted under /run/netns.
+
+The host's init also mounts a /proc of the host's own, in a mount namespace
+only it is in: looking at a host's processes (processes()) reads that, and
+costs what the host holds, not what the machine runs.
 """
 
 import ctypes
@@ -134,6 +138,8 @@ class Host:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._procs = []
         self._keeper = None
+        self._netns_inode = None
+        self.proc_error = None
         self.closed = False
         flhost = paths.binary("flhost")
         try:
@@ -154,9 +160,14 @@ class Host:
                     f"cannot create network/PID namespaces: {err} "
                     "(run as root, or with CAP_SYS_ADMIN)")
             raise HostError(f"host {name} failed to start: {err or line!r}")
-        _, outer, init = line.split()
-        self.outer_pid = int(outer)
-        self.init_pid = int(init)
+        # "ready OUTER INIT", and " noproc CALL: strerror" when the init
+        # could not mount the host's /proc (looks then scan the machine).
+        fields = line.split(maxsplit=3)
+        self.outer_pid = int(fields[1])
+        self.init_pid = int(fields[2])
+        self.proc_error = fields[3].partition(" ")[2].strip() if len(fields) > 3 else None
+        self._netns_inode = os.stat(f"/proc/{self.outer_pid}/ns/net").st_ino
+        procs.register_host(self._netns_inode, self.init_pid)
 
     def __enter__(self):
         return self
@@ -169,7 +180,18 @@ class Host:
 
     @property
     def netns_inode(self):
-        return os.stat(f"/proc/{self.outer_pid}/ns/net").st_ino
+        return self._netns_inode
+
+    def processes(self):
+        """One look at the host's processes (its PID namespace, zombies
+        included) as a procs.ProcessTable: build one per look, ask it many
+        questions. Empty once the host is closed."""
+        return procs.ProcessTable.of_host(self.init_pid)
+
+    def pids(self):
+        """The pids of the host's processes, none of them read: the
+        cheapest look, for socket holders say (procs.host_pids)."""
+        return procs.host_pids(self.init_pid)
 
     def spawn(self, argv, name=None, stdin=subprocess.DEVNULL, env=None):
         """Start argv on this host; stdout and stderr go to files in the
@@ -255,6 +277,7 @@ class Host:
             return
         self.closed = True
         if self._keeper is not None:
+            procs.forget_host(self._netns_inode)
             if self._keeper.stdin:
                 self._keeper.stdin.close()  # the keeper's cue to kill init
             try:

@@ -20,10 +20,17 @@ a deliberately broken server names what it leaves:
 (--leak-connfd). A test that ends the server itself (a SIGTERM drain,
 closing its host) says `stopped_by_test=True`; the exit then checks the
 server's exit status against `exit_status` instead.
+
+Nothing it looks at raises because the server has died: ps(), fd_table(),
+fd_count(), children(), zombies() and sockets() say so instead, and
+terminate() escalates to SIGKILL and records how the server ended in
+`ending`: a server that dies, or is slow to stop, is a finding to report.
 """
 
 import shlex
 import signal
+import time
+from dataclasses import dataclass
 
 from . import procs, tcpstate
 from .waiting import WaitTimeout, wait_until
@@ -39,6 +46,11 @@ LEFTOVERS = {
 
 # Rows of each table a failure message shows; the rest is in the snapshot.
 SCREENFUL_ROWS = 10
+
+# How long terminate() gives a server after SIGTERM before SIGKILL, and a
+# process after SIGKILL before giving up on it (one in D state, say).
+STOP_GRACE = 2.0
+KILL_WAIT = 5.0
 
 
 class ServerCheckFailed(AssertionError):
@@ -65,6 +77,31 @@ def describe_status(code):
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit status {code}"
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a server ended when terminate() stopped it.
+    status: as Proc.returncode (exit code, or -N killed by signal N), None
+    when it did not end even after SIGKILL; seconds: from SIGTERM until it
+    ended (or until terminate() gave up); killed: it was still running
+    `grace` seconds after SIGTERM and got SIGKILL; already: it had ended
+    before terminate() was called."""
+    status: object
+    seconds: float = 0.0
+    killed: bool = False
+    grace: float = 0.0
+    already: bool = False
+
+    def __str__(self):
+        if self.already:
+            return f"had already ended: {describe_status(self.status)}"
+        if self.killed:
+            then = (describe_status(self.status) if self.status is not None
+                    else f"and still not gone {KILL_WAIT:g} s later")
+            return (f"still running {self.grace:g} s after SIGTERM: sent SIGKILL, "
+                    f"{then} ({self.seconds:.2f} s in all)")
+        return f"{describe_status(self.status)} {self.seconds:.2f} s after SIGTERM"
 
 
 def first_rows(rows, where, limit=SCREENFUL_ROWS):
@@ -107,6 +144,7 @@ class Server:
         self.exit_status = exit_status
         self.proc = None      # what we spawned
         self.pid = None       # who holds the listening socket
+        self.ending = None    # how terminate() found it end (an Ending)
         self._idle_syscall = None
         self._baseline_fds = {}
 
@@ -138,12 +176,14 @@ class Server:
                     f"{self.name} exited ({self.proc.returncode}) before listening "
                     f"on port {self.port}" + (f"; it said: {said[-1]}" if said else ""))
             for s in tcpstate.in_state(self.host.outer_pid, "LISTEN", self.port):
-                holders = procs.socket_holders(
-                    s.inode, procs.pids_in_netns(self.host.netns_inode))
-                if holders:
+                holders = procs.socket_holders(s.inode, self.host.pids())
+                if len(holders) > 1:
                     # the outermost holder: a forking server's children
                     # inherit the listener too
-                    return min(holders, key=lambda p: len(procs.ancestors(p)))
+                    table = self.host.processes()
+                    return min(holders, key=lambda p: len(table.ancestors(p)))
+                if holders:
+                    return holders[0]
             return None
         self.pid = wait_until(listening, timeout,
                               f"{self.name} to listen on port {self.port}",
@@ -175,14 +215,43 @@ class Server:
         i = procs.info(self.pid) if self.pid else None
         return i is not None and not i.dead
 
-    def check_alive(self):
-        if not self.alive():
-            status = self.proc.returncode
-            if status is None and self.pid == self.proc.pid:
+    def final_status(self, wait=1.0):
+        """The status the server ended with, as Proc.returncode gives it;
+        None while it runs, or when nothing can tell any more (a server
+        behind a wrapper, already reaped by it). Waits up to `wait` for the
+        shim to report a server it has just seen die."""
+        if self.proc is None:
+            return None
+        if self.pid is None or self.pid == self.proc.pid:
+            code = self.proc.returncode
+            if code is None and self.pid is not None and not self.alive():
                 try:  # dead, and its shim about to report how
-                    status = self.proc.wait(2.0)
+                    code = self.proc.wait(wait)
                 except WaitTimeout:
                     pass
+            return code
+        return procs.exit_status(self.pid)
+
+    def ended(self):
+        """None while the server runs; once it has exited, how, in words:
+        "server pid 1234 has exited: killed by SIGPIPE"."""
+        if self.proc is None:
+            return f"{self.name} was never started"
+        if self.pid is None:
+            if self.proc.alive():
+                return None
+            return (f"{self.name} (pid {self.proc.pid}) exited before listening: "
+                    f"{describe_status(self.final_status())}")
+        if self.alive():
+            return None
+        status = self.final_status()
+        how = (describe_status(status) if status is not None
+               else "status unknown (its parent reaped it)")
+        return f"server pid {self.pid} has exited: {how}"
+
+    def check_alive(self):
+        if not self.alive():
+            status = self.final_status(wait=2.0)
             said = self.proc.stderr().strip().splitlines()[-SCREENFUL_ROWS:]
             raise ServerCrashed(
                 f"{self.name} (pid {self.pid}) died during the test: "
@@ -193,18 +262,62 @@ class Server:
         """How long the server may take to exit once asked to."""
         return 5.0
 
-    def terminate(self, check=True, timeout=None):
-        """SIGTERM (after SIGCONT if stopped); returns the exit status.
-        check: it must be exit_status (when that is not None)."""
+    def stop_grace(self):
+        """How long terminate() lets the server drain after SIGTERM before
+        it sends SIGKILL."""
+        return STOP_GRACE
+
+    def terminate(self, check=True, kill_after=None, timeout=None):
+        """SIGTERM (after SIGCONT if stopped), then SIGKILL if the server
+        still runs kill_after seconds later (default stop_grace(); timeout
+        is its older name). Returns the exit status (None if even SIGKILL
+        did not end it within KILL_WAIT) and records how it ended in
+        self.ending. A server slow to stop, or already dead, raises nothing
+        here: self.ending says so.
+        check: the status must be exit_status (when that is not None);
+        ServerCrashed otherwise, with self.ending in the message."""
         if self.proc is None:
             return None
-        if self.proc.alive():
-            self._continue_if_stopped()
+        grace = next((t for t in (kill_after, timeout) if t is not None),
+                     self.stop_grace())
+        if not self.proc.alive():
+            self.ending = Ending(self.proc.returncode, already=True)
+        else:
+            started = time.monotonic()
+            try:
+                self._continue_if_stopped()
+            except WaitTimeout:
+                pass  # SIGKILL below ends a process that will not continue
             self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout or self.exit_timeout())
+            code, ended = self._wait_exit(grace)
+            if ended:
+                self.ending = Ending(code, time.monotonic() - started)
+            else:
+                code, _ = self._kill()
+                self.ending = Ending(code, time.monotonic() - started,
+                                     killed=True, grace=grace)
         if check:
-            self._check_status(code, "after SIGTERM")
-        return code
+            self._check_status(self.ending.status, "after SIGTERM")
+        return self.ending.status
+
+    def _wait_exit(self, timeout):
+        """(exit status, True) once the spawned process has exited within
+        timeout, (None, False) if it still runs."""
+        try:
+            return self.proc.wait(timeout), True
+        except WaitTimeout:
+            return None, False
+
+    def _kill(self):
+        """SIGKILL the server (and the process we spawned, a wrapper's
+        case), then _wait_exit(KILL_WAIT)."""
+        if self.pid is not None and self.pid != self.proc.pid:
+            try:
+                self.send_signal(signal.SIGKILL)
+            except procs.NotOnHost:
+                pass  # its pid is another process's now: it is long gone
+        self.proc.send_signal(signal.SIGKILL)
+        return self._wait_exit(KILL_WAIT)
 
     def _continue_if_stopped(self):
         for pid in {self.pid, self.proc.pid} - {None}:
@@ -213,8 +326,10 @@ class Server:
 
     def _check_status(self, code, when):
         if self.exit_status is not None and code != self.exit_status:
+            how = (f" ({self.ending})" if self.ending is not None
+                   and (self.ending.killed or self.ending.already) else "")
             raise ServerCrashed(
-                f"{self.name} ended with {describe_status(code)} {when}, expected "
+                f"{self.name} ended with {describe_status(code)} {when}{how}, expected "
                 f"{describe_status(self.exit_status)}; stderr:\n{self.proc.stderr()}")
 
     # --- the check at exit ----------------------------------------------
@@ -222,16 +337,16 @@ class Server:
     def check_exit(self):
         """For a test that ends the server itself: the server exits within
         exit_timeout() and with exit_status."""
-        try:
-            code = self.proc.wait(self.exit_timeout())
-        except WaitTimeout:
+        code, ended = self._wait_exit(self.exit_timeout())
+        if not ended:
             seen = self.ps()
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(self.exit_timeout())
+            code, _ = self._kill()
+            self.ending = Ending(code, self.exit_timeout(), killed=True,
+                                 grace=self.exit_timeout())
             raise ServerCheckFailed(
                 f"the test ends {self.name} itself (stopped_by_test), but it was "
                 f"still running {self.exit_timeout():g}s after the test; killed "
-                f"it\n{seen}") from None
+                f"it\n{seen}")
         self._check_status(code, "when the test ended it")
 
     def check_left_nothing(self):
@@ -258,22 +373,31 @@ class Server:
             if not self.alive():
                 return True
             last.clear()
-            last.update(self.leftovers())
+            table = self.processes()
+            last.update(self.leftovers(table))
             if not last:
-                return self.quiescent()
-            return set(last) == {"zombies"} and bool(self.unreaped())
+                # A child that became a zombie after the look above is done,
+                # so quiescent() lets it pass: look again, the next round
+                # counts it.
+                return self.quiescent() and ("zombies" in self.leaves
+                                             or not self.zombies())
+            # The look leftovers() had is the one before the idle wait.
+            return set(last) == {"zombies"} and bool(self.unreaped(table))
         try:
             wait_until(settled, self.settle_timeout, f"{self.name} to settle")
         except WaitTimeout:
             return last, f"still there {self.settle_timeout:g}s after the test body"
         return last, "with the server idle in its accept wait"
 
-    def leftovers(self):
+    def leftovers(self, table=None):
         """What the server holds now that the test did not declare:
-        {leftover: (how many, in words; rows that show it)}."""
+        {leftover: (how many, in words; rows that show it)}. table: the
+        look at the host to take its zombies from (a new one if None)."""
         found = {}
         if "zombies" not in self.leaves:
-            zombies = self.zombies()
+            if table is None:
+                table = self.processes()
+            zombies = table.zombies(self.pid)
             if zombies:
                 found["zombies"] = (f"zombie children: {len(zombies)}",
                                     [z.row() for z in zombies])
@@ -301,13 +425,16 @@ class Server:
             for c in self.children()) and not tcpstate.in_state(
                 self.host.outer_pid, "FIN_WAIT1", self.port)
 
-    def unreaped(self):
+    def unreaped(self, table=None):
         """Zombie children that a sound reaper would have reaped: seen
         before and after the server was seen idle. A child that exits
         leaves SIGCHLD pending before it shows as a zombie; idle means no
         SIGCHLD pending and any handler that was due has run to completion,
-        so a zombie seen on both sides outlived its handler."""
-        before = {z.pid for z in self.zombies()}
+        so a zombie seen on both sides outlived its handler.
+        table: a look at the host taken just now (a new one if None)."""
+        if table is None:
+            table = self.processes()
+        before = {z.pid for z in table.zombies(self.pid)}
         if not before or not self.idle():
             return []
         return [z for z in self.zombies() if z.pid in before]
@@ -359,45 +486,58 @@ class Server:
             parts[0], "", "processes:", self.ps(), "",
             "descriptors when ready:", *(f"  fd {fd:>4} -> {t}" for fd, t in
                                           sorted(self._baseline_fds.items())),
-            "descriptors now:", self._fd_table_or_gone(), "",
+            "descriptors now:", self.fd_table(), "",
             "TCP sockets on the host:", tcpstate.table(self.host.outer_pid), ""]))
         return "\n".join(parts)
 
-    def _fd_table_or_gone(self):
-        try:
-            return self.fd_table()
-        except (FileNotFoundError, ProcessLookupError):
-            return "  (the server is gone)"
-
     # --- what checks look at --------------------------------------------
+    # Each builds one look at the host (procs.ProcessTable); a caller with
+    # several questions builds one itself with processes() and asks it.
+    # None of them raises because the server has died.
+
+    def processes(self):
+        """One look at the host's processes (procs.ProcessTable)."""
+        return self.host.processes()
 
     def children(self):
-        return procs.children(self.pid)
+        """The server's children, zombies included; [] once it is gone."""
+        return self.processes().children(self.pid)
 
     def zombies(self):
-        return procs.zombies(self.pid)
+        return self.processes().zombies(self.pid)
 
     def descendants(self):
         """Children, grandchildren, ...: socat's `cat`s, say."""
-        found, frontier = [], [self.pid]
-        while frontier:
-            kids = [c for p in frontier for c in procs.children(p)]
-            found += kids
-            frontier = [k.pid for k in kids if k.state != "Z"]
-        return found
+        return self.processes().descendants(self.pid)
 
     def fd_count(self):
-        return len(procs.open_fds(self.pid))
+        """Descriptors the server holds: 0 once it has exited (the runner
+        learns that from ended(), not from here)."""
+        try:
+            return len(procs.open_fds(self.pid))
+        except (FileNotFoundError, ProcessLookupError):
+            return 0
 
     def fd_table(self):
+        ended = self.ended()
+        if ended is not None:
+            return f"  ({ended})"
         return procs.fd_table(self.pid)
 
     def thread_count(self):
         return procs.thread_count(self.pid)
 
     def ps(self):
-        root = procs.info(self.pid)
-        return procs.ps_table(([root] if root else []) + self.descendants())
+        """The server and its descendants as a ps table. Once the server is
+        gone, a line saying how it ended, then every process left on the
+        host (its orphaned children, say)."""
+        table = self.processes()
+        ended = self.ended()
+        if table.info(self.pid) is not None:
+            text = table.tree(self.pid)
+        else:
+            text = table.ps()
+        return text if ended is None else f"({ended})\n{text}"
 
     def sockets(self):
         return tcpstate.table(self.host.outer_pid, self.port)

@@ -53,8 +53,8 @@ def sockets(host_pid, port=None):
         try:
             with open(f"/proc/{host_pid}/net/{name}") as f:
                 lines = f.read().splitlines()[1:]
-        except FileNotFoundError:
-            continue
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the host is closed, or has no IPv6
         for line in lines:
             fields = line.split()
             tx, rx = (int(x, 16) for x in fields[4].split(":"))
@@ -111,8 +111,8 @@ def counters(host_pid):
         try:
             with open(f"/proc/{host_pid}/net/{name}") as f:
                 lines = f.read().splitlines()
-        except FileNotFoundError:
-            continue
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the host is closed, or has no IPv6
         for head, values in zip(lines[::2], lines[1::2]):
             group, _, keys = head.partition(":")
             numbers = values.partition(":")[2].split()

@@ -5,7 +5,8 @@
  *       Make a host: new network and PID namespaces, loopback up. Prints
  *       "ready OUTER_PID INIT_PID" on stdout, then waits for end of file on
  *       stdin (the harness closing the host) and exits, taking the host
- *       with it.
+ *       with it. When the host's init could not mount its own /proc (see
+ *       mount_host_proc), the line goes on with " noproc CALL: strerror".
  *   flhost exec OUTER_PID PIDFD -- COMMAND [ARG...]
  *       Run COMMAND inside that host. Writes the command's pid (as this
  *       machine's /proc sees it) to descriptor PIDFD, then waits for it and
@@ -17,6 +18,14 @@
  *     harness --(PDEATHSIG)--> keeper --(PDEATHSIG)--> init --(kernel)--> all
  * guarantees that no server, child, client or tcpdump outlives the harness,
  * even when the harness itself is killed with SIGKILL.
+ *
+ * Why the init mounts a /proc of its own: the harness inspects a host's
+ * processes, and the machine's /proc lists every process of the machine.
+ * A procfs mounted from inside the PID namespace lists the host's
+ * processes only, zombies included; the harness reads it as
+ * /proc/INIT_PID/root/proc. It is mounted in a mount namespace that only
+ * the init is in (the commands `flhost exec` starts keep the machine's),
+ * and that receives the machine's mounts but sends none back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -83,14 +93,45 @@ static void wake(int signo)
     (void)signo;
 }
 
-/* PID 1 of the host: adopt orphans (a daemonizing server's, say) and reap
- * them, forever. Only SIGKILL from the keeper ends it. */
-static noreturn void run_init(void)
+/* The host's own /proc, for the init only (see the top of this file).
+ * Returns 0, or the errno of the failed call, whose name goes in *call. */
+static int mount_host_proc(const char **call)
+{
+    *call = "unshare(CLONE_NEWNS)";
+    if (unshare(CLONE_NEWNS) < 0)
+        return errno;
+    /* Slave: the machine's mounts and unmounts still reach this copy;
+     * the /proc mounted below reaches no one else. */
+    *call = "mount(/, MS_REC|MS_SLAVE)";
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+        return errno;
+    *call = "mount(proc on /proc)";
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        return errno;
+    return 0;
+}
+
+/* PID 1 of the host: mount the host's /proc and say how that went on
+ * `report` (the end of the keeper's ready line), then adopt orphans (a daemonizing
+ * server's, say) and reap them, forever. Only SIGKILL from the keeper
+ * ends it. */
+static noreturn void run_init(int report)
 {
     sigset_t chld, none;
+    const char *call;
+    char line[160];
+    int err;
 
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
         _exit(1);
+    err = mount_host_proc(&call);
+    if (err == 0)
+        snprintf(line, sizeof line, "\n");
+    else
+        snprintf(line, sizeof line, " noproc %s: %s\n", call, strerror(err));
+    if (write(report, line, strlen(line)) < 0)
+        _exit(1);
+    close(report);
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_BLOCK, &chld, NULL);
@@ -105,7 +146,8 @@ static noreturn void run_init(void)
 
 static int keep(pid_t parent)
 {
-    char byte;
+    char byte, procfs[160];
+    int report[2];
     pid_t init;
     ssize_t r;
 
@@ -114,13 +156,30 @@ static int keep(pid_t parent)
         die_errno("unshare", "CLONE_NEWNET|CLONE_NEWPID");
     loopback_up();
 
+    if (pipe2(report, O_CLOEXEC) < 0)
+        die_errno("pipe2", "host init's report");
     init = fork();
     if (init < 0)
         die_errno("fork", "host init");
-    if (init == 0)
-        run_init();
+    if (init == 0) {
+        close(report[0]);
+        run_init(report[1]);
+    }
+    close(report[1]);
 
-    printf("ready %ld %ld\n", (long)getpid(), (long)init);
+    /* "ready" only once the host's /proc is there (or known not to be).
+     * The init's report is one write() of less than PIPE_BUF: one read. */
+    do
+        r = read(report[0], procfs, sizeof procfs - 1);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        die_errno("read", "host init's report");
+    close(report[0]);
+    if (r == 0 || procfs[r - 1] != '\n')
+        die("host init %ld died before mounting its /proc", (long)init);
+    procfs[r - 1] = '\0';
+
+    printf("ready %ld %ld%s\n", (long)getpid(), (long)init, procfs);
     if (fflush(stdout) == EOF)
         die_errno("fflush", "stdout");
 
