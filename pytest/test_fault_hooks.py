@@ -57,7 +57,12 @@ def test_stall_leaves_the_child_alive_and_the_data_unread(host):
                    and s.rx_queue == len(LINE), 5.0,
                    "the line to sit unread in the stalled child's receive queue",
                    seen=lambda: tcpstate.table(host.outer_pid, server.port))
-        assert procs.state(child.pid) == "S", server.ps()
+        # The line can land before the child reaches the stall (under load
+        # it may still be running towards it): wait for it to sleep there.
+        wait_until(lambda: procs.state(child.pid) == "S", 5.0,
+                   "the stalled child to sleep", seen=server.ps)
+        assert server_socket(host, server.port, sock).rx_queue == len(LINE), (
+            tcpstate.table(host.outer_pid, server.port))
         sock.close()
 
 
