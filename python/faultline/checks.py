@@ -821,8 +821,8 @@ def unreaped_verdict(ctx, lives, reaped, since, shape, window):
     them (a reaper that runs only when accept() returns), or nothing?"""
     zombies_ = [life for life in lives if not life.reaped]
     age = time.monotonic() - min(since(life) for life in zombies_)
-    rows = "\n".join(f"  {i.row()}" for i in map(procs.info, (z.pid for z in zombies_))
-                     if i is not None)
+    rows = "\n".join([f"  {procs.PS_HEADER}"] + [
+        f"  {i.row()}" for i in map(procs.info, (z.pid for z in zombies_)) if i])
     others = ""
     if reaped:
         others = (f"; the other {len(reaped)} {'was' if len(reaped) == 1 else 'were'} "
@@ -851,7 +851,7 @@ def unreaped_verdict(ctx, lives, reaped, since, shape, window):
         probed = "a new connection did not reap them either"
     return Verdict(False, f"{count} {shape} were never reaped: still zombies {age:.1f} s "
                           f"after they exited; {probed}{others}",
-                   f"the zombies:\n{rows}\n" + evidence_now(ctx))
+                   evidence_now(ctx))
 
 
 @check("zombies", "5 clients close together: every child exits and is reaped within "
@@ -1122,17 +1122,20 @@ def stuck_verdict(ctx, stuck, total, window, what):
                                           sockets_summary(ctx)]))
 
 
-def clients_that_stop_reading(ctx, count):
+def clients_that_stop_reading(ctx, count, seconds=10.0):
     """count clients, each sending without reading until the server holds
     still on its connection (fill_until_stuck); returns [(sock, bytes
-    sent, the server's end)]. Several, because what a stalled session
-    turns into can be a race: ncat -e's relay, blocked writing to the
-    socket, lets go at a RST; blocked writing to its child's full pipe
-    while the child is blocked writing back to it, never."""
+    sent, the server's end)], within about `seconds` in all. Several,
+    because what a stalled session turns into can be a race: ncat -e's
+    relay, blocked writing to the socket, lets go at a RST; blocked writing
+    to its child's full pipe while the child is blocked writing back to
+    it, never."""
     clients = []
+    deadline = time.monotonic() + seconds
     for _ in range(count):
         sock = slow_reader(ctx)
-        sent, end, _ = fill_until_stuck(ctx, sock)
+        sent, end, _ = fill_until_stuck(ctx, sock,
+                                        timeout=max(0.5, deadline - time.monotonic()))
         clients.append((sock, sent, end))
     return clients
 
@@ -1150,7 +1153,7 @@ def sessions_left(ctx, ends, window):
 
 
 @check("slow-consumer", "clients that never read do not stall another, and their "
-                        "sessions end once they leave")
+                        "sessions end once they leave", capture=False)
 def slow_consumer(ctx, hogs=5):
     window = settle_window(ctx)
     clients = clients_that_stop_reading(ctx, hogs)
@@ -1179,7 +1182,8 @@ def slow_consumer(ctx, hogs=5):
 
 
 @check("session-ends", "a session ends within the settle window once its client is "
-                       "gone (read its echo and closed; stopped reading, then closed)")
+                       "gone (read its echo and closed; stopped reading, then closed)",
+       capture=False)
 def session_ends(ctx, stalled=5):
     window = settle_window(ctx)
     polite = ctx.connect()
