@@ -113,8 +113,8 @@ PASSES = [  # check, server, what the summary must say
     # no SIGCHLD handler, so no EINTR (its zombies are the zombies check's)
     ("eintr", "fork_reaps_on_accept", "still serving"),
     ("slow-consumer", "fork_correct", "their sessions ended when they left"),
-    ("session-ends", "fork_correct", "all 6 sessions ended"),
-    ("session-ends", "socat-exec-cat", "all 6 sessions ended"),
+    ("session-ends", "fork_correct", r"all \d+ sessions ended"),
+    ("session-ends", "socat-exec-cat", r"all \d+ sessions ended"),
 ]
 
 
@@ -161,7 +161,7 @@ FAILS = [  # check, server, settle window, what the summary must say
      r"the server died while \d+ children exited during its accept wait: exit status 1; "
      r"its stderr ends: .*accept: Interrupted system call"),
     ("session-ends", "fork_ignores_eof", 0.5,
-     r"1 of 6 sessions still open .*the client that read its echo and closed: held by "
+     r"1 of \d+ sessions still open .*the client that read its echo and closed: held by "
      r"child pid \d+ .*: S in \S*pause"),
     # ncat -e /bin/cat: with its client no longer reading, the relay and cat
     # end up each blocked writing into the other's full pipe; the client's
