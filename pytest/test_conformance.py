@@ -2,11 +2,13 @@
 (python/faultline/checks.py), against every echod concurrency model. A failure
 prints what the check saw: the process table, the sockets, descriptors.
 
-poll and epoll run with --sigpipe ignore: in a single-process server a
-SIGPIPE at its default disposition kills every session at once (that
-lesson has its own test in test_sigpipe.py). prefork runs with a pool
-larger than the 100 concurrent clients of concurrent-clients: a pool of
-blocking workers serves as many sessions at once as it has workers.
+thread, poll and epoll run with --sigpipe ignore: in a single-process
+server a SIGPIPE at its default disposition kills every session at once
+(dead-peer-write provokes it; the lesson has its own test in
+test_sigpipe.py). fork and prefork keep the default: a child that dies of
+it ends only its own session. prefork runs with a pool larger than the 100
+concurrent clients of concurrent-clients: a pool of blocking workers
+serves as many sessions at once as it has workers.
 """
 
 import pytest
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.conformance
 
 MODELS = {
     "fork": [],
-    "thread": [],
+    "thread": ["--sigpipe", "ignore"],
     "prefork": ["--workers", "128"],
     "poll": ["--sigpipe", "ignore"],
     "epoll": ["--sigpipe", "ignore"],

@@ -1,0 +1,286 @@
+"""The checks are themselves tested: for every check, a server that must
+fail it (and the summary must name the cause) and one that must pass it,
+from the zoo (zoo/*.c, zoo/py_*.py) and real peers (socat, ncat,
+openbsd-inetd). A check made lenient by hand (a zombie window off, a
+check that cannot fail) or stricter (a timer reaper failed, a rate limit
+blamed on the server's health) fails here.
+
+Each case runs one check the way `faultline check` does (run_check: a
+fresh host, a freshly started server). A failure shows the verdict whole:
+its summary and its bounded evidence, and the artifact folder.
+"""
+
+import dataclasses
+import functools
+import re
+
+import pytest
+
+from faultline import checks, paths
+from faultline.cli import run_check
+from faultline.echod import Echod
+from faultline.server import Server
+
+pytestmark = pytest.mark.check
+
+PORT = 9877
+INETD = (f"/usr/sbin/inetd -i {paths.REPO}/zoo/inetd.conf", 7)
+# The servers that are not zoo/ files, by the names the cases below use.
+SERVERS = {
+    "socat-exec-cat": "socat TCP-LISTEN:9877,fork,reuseaddr EXEC:cat",
+    # echoes a session's first 100 bytes, a byte at a time, then closes
+    "socat-short": "socat TCP-LISTEN:9877,fork,reuseaddr SYSTEM:'dd bs=1 count=100 "
+                   "2>/dev/null'",
+    "ncat": "ncat -lk -p 9877 -e /bin/cat",
+    # SIGPIPE at its default: in fork, a child dies; in epoll, the server
+    "echod-fork": lambda h: Echod(h, model="fork"),
+    "echod-epoll": lambda h: Echod(h, model="epoll"),
+}
+
+
+def zoo(name):
+    """A zoo server's command line: a C one from the build, or zoo/NAME.py."""
+    if name.startswith("py_"):
+        return f"/usr/bin/python3 {paths.REPO}/zoo/{name}.py {PORT}"
+    return f"{paths.BUILD_DIR}/zoo/{name} {PORT}"
+
+
+def named(name):
+    return SERVERS.get(name) or zoo(name)
+
+
+def judge(host, artifact_dir, check_name, server, settle=None, **params):
+    """The verdict of one check on a server: a command line, (command,
+    port), or a function of the host that makes one (Echod). settle: the
+    window as `faultline check --settle` sets it; params: the check's own
+    (a shorter churn)."""
+    chk = checks.by_name([check_name])[0]
+    run = functools.partial(chk.run, **params) if params else chk.run
+    if settle is not None:
+        def run(ctx, run=run):
+            ctx.settle = settle
+            return run(ctx)
+    chk = dataclasses.replace(chk, run=run)
+    if callable(server):
+        make = server
+    else:
+        command, port = server if isinstance(server, tuple) else (server, PORT)
+
+        def make(h):
+            return Server(h, command, port)
+    return run_check(chk, host, make, artifact_dir)
+
+
+def shown(verdict):
+    return (f"{'pass' if verdict.passed else 'FAIL'}: {verdict.summary}\n"
+            f"{verdict.evidence}\nartifacts: {verdict.artifacts}")
+
+
+# What the checks used to say without having seen it.
+GUESSES = ["EINTR not handled?", "(SIGPIPE?)", "the SIGCHLD handler",
+           "the parent forgets to close connfd?"]
+
+
+def assert_fails(verdict, cause):
+    assert not verdict.passed, shown(verdict)
+    assert re.search(cause, verdict.summary), (
+        f"the summary should name /{cause}/:\n{shown(verdict)}")
+    guessed = [g for g in GUESSES if g in verdict.summary]
+    assert not guessed, f"a cause guessed, not observed: {guessed}\n{shown(verdict)}"
+
+
+def assert_passes(verdict, says=""):
+    assert verdict.passed, shown(verdict)
+    assert re.search(says, verdict.summary), f"the summary should say /{says}/:\n" + \
+        shown(verdict)
+
+
+# --- the servers that must pass ---------------------------------------------------
+
+PASSES = [  # check, server, what the summary must say
+    ("binary-echo", "fork_correct", "byte for byte"),
+    ("concurrent-clients", "fork_correct", "each got exactly its own"),
+    ("half-close", "fork_correct", "then EOF"),
+    ("early-rst", "fork_correct", "the next connection was served"),
+    ("rst-mid-session", "fork_correct", "echoed bytes unsent; the other session"),
+    ("dead-peer-write", "fork_correct", r"reset in CLOSE_WAIT with [\d,]+ bytes unsent; "
+                                        r"it closed it and still serves"),
+    ("dead-peer-write", "echod-fork", "reset in CLOSE_WAIT"),
+    ("lost-sigchld", "fork_correct", r"the slowest \d+ ms after the server continued"),
+    ("lost-sigchld", "py_forking_socketserver", r"the slowest \d+ ms after"),
+    ("close-wait", "fork_correct", "no CLOSE_WAIT left"),
+    ("descriptors", "fork_correct", "before and after 5 connections"),
+    # no SIGCHLD handler, so no EINTR (its zombies are the zombies check's)
+    ("eintr", "fork_reaps_on_accept", "still serving"),
+    ("slow-consumer", "fork_correct", "their sessions ended when they left"),
+    ("session-ends", "fork_correct", r"all \d+ sessions ended"),
+    ("session-ends", "socat-exec-cat", r"all \d+ sessions ended"),
+]
+
+
+@pytest.mark.parametrize("check_name,name,says", PASSES,
+                         ids=[f"{c}-{n}" for c, n, _ in PASSES])
+def test_a_sound_server_passes(host, artifact_dir, check_name, name, says):
+    assert_passes(judge(host, artifact_dir, check_name, named(name)), says)
+
+
+def test_churn_passes_a_correct_server(host, artifact_dir):
+    assert_passes(judge(host, artifact_dir, "churn", zoo("fork_correct"), cycles=300),
+                  r"300 cycles")
+
+
+# --- the servers that must fail, and the cause their verdict names ------------------
+
+FAILS = [  # check, server, settle window, what the summary must say
+    ("binary-echo", "socat-short", None, r"got 100 of the 4,096 bytes sent back, then EOF"),
+    ("concurrent-clients", "fork_banner_first", None,
+     r"100 of 100 clients did not get their echo \(100 with wrong bytes\).*never sent"),
+    ("half-close", "fork_leaks_connfd", None,
+     r"no EOF followed .*held by the server's main process"),
+    ("early-rst", "fork_banner_first", None, r"a new connection sent .* never sent"),
+    ("rst-mid-session", "poll_sigpipe_default", None,
+     r"the server died after another session was reset .*killed by signal 13 "
+     r"\(SIGPIPE\)"),
+    # the RST finds the server's end in CLOSE_WAIT: its write raises SIGPIPE
+    ("dead-peer-write", "poll_sigpipe_default", None,
+     r"in CLOSE_WAIT with [\d,]+ bytes unsent\) and reset: killed by signal 13 "
+     r"\(SIGPIPE\)"),
+    ("dead-peer-write", "echod-epoll", None, r"and reset: killed by signal 13 \(SIGPIPE\)"),
+    ("zombies", "fork_no_sigchld_handler", 0.5,
+     r"5 of 5 children exited together were never reaped"),
+    ("zombies", "fork_reaps_on_accept", 0.5, r"were reaped only on the next accept"),
+    ("zombies", "fork_children_never_exit", 0.5,
+     r"5 of 5 children did not exit within 0.5 s .*pause"),
+    ("lost-sigchld", "fork_one_wait_per_sigchld", 0.5,
+     r"4 of 5 children exited while the server was stopped .*never reaped.*the other 1 "
+     r"was reaped"),
+    ("descriptors", "fork_leaks_connfd", None,
+     r"5 more descriptors after 5 closed connections"),
+    # what the server said names the cause; the check does not guess it
+    ("eintr", "fork_accept_eintr_fatal", None,
+     r"the server died while \d+ children exited during its accept wait: exit status 1; "
+     r"its stderr ends: .*accept: Interrupted system call"),
+    ("session-ends", "fork_ignores_eof", 0.5,
+     r"1 of \d+ sessions still open .*the client that read its echo and closed: held by "
+     r"child pid \d+ .*: S in \S*pause"),
+    # ncat -e /bin/cat: with its client no longer reading, the relay and cat
+    # end up each blocked writing into the other's full pipe; the client's
+    # RST frees neither
+    ("session-ends", "ncat", None,
+     r"still open [\d.]+ s after their clients were gone; client \d+, which stopped reading "
+     r".*: held by child pid \d+ \(ncat\): S in \S*pipe_write"),
+    ("slow-consumer", "ncat", None,
+     r"sessions still open [\d.]+ s after their clients were gone"),
+]
+
+
+@pytest.mark.parametrize("check_name,name,settle,cause", FAILS,
+                         ids=[f"{c}-{n}" for c, n, _, _ in FAILS])
+def test_a_broken_server_fails_with_its_cause(host, artifact_dir, check_name, name,
+                                              settle, cause):
+    assert_fails(judge(host, artifact_dir, check_name, named(name), settle=settle), cause)
+
+
+# --- what some verdicts must say beyond their cause ----------------------------------
+
+
+def test_binary_echo_shows_a_banner_as_bytes_never_sent(host, artifact_dir):
+    verdict = judge(host, artifact_dir, "binary-echo", zoo("fork_banner_first"))
+    assert_fails(verdict, r"starts with 28 bytes that were never sent .*220 zoo echo")
+    assert "EINTR" not in verdict.summary and "SIGPIPE" not in verdict.summary, \
+        shown(verdict)
+
+
+def test_binary_echo_names_the_first_differing_byte_with_a_hexdump(host, artifact_dir):
+    verdict = judge(host, artifact_dir, "binary-echo", zoo("fork_corrupts_one_byte"))
+    assert_fails(verdict, r"65,537-byte payload: .*1 differs, the first at byte 65,536")
+    assert re.search(r"expected 00010000 .*\n\s*got      00010000", verdict.evidence), \
+        shown(verdict)
+
+
+def test_dead_peer_write_names_sigpipe_only_for_signal_13(host, artifact_dir):
+    """A server that dies of something else is not said to die of SIGPIPE."""
+    verdict = judge(host, artifact_dir, "dead-peer-write", zoo("fork_accept_eintr_fatal"))
+    assert_fails(verdict, r"the server died .*exit status 1")
+    assert "SIGPIPE" not in verdict.summary, shown(verdict)
+
+
+@pytest.mark.parametrize("name", ["py_forking_socketserver", "fork_reaps_on_timer"])
+def test_zombies_passes_a_timer_reaper_with_its_latency(host, artifact_dir, name):
+    """socketserver reaps every 0.5 s: its zombies live up to half a second
+    (how long depends on where in the period they exit)."""
+    verdict = judge(host, artifact_dir, "zombies", zoo(name))
+    assert_passes(verdict, r"5 children exited together and were reaped, the slowest "
+                           r"\d+ ms after its exit")
+    slowest = int(re.search(r"the slowest (\d+) ms", verdict.summary).group(1))
+    assert slowest < 1500, shown(verdict)
+
+
+# An echo server that reaps its children one second after the first of
+# them exits: a zombie's life is known, whatever the phase of a timer.
+LAZY_REAPER = """
+import os, signal, socket, sys, time
+listener = socket.create_server(("0.0.0.0", int(sys.argv[1])), backlog=128)
+listener.settimeout(0.02)
+first_exit = []
+signal.signal(signal.SIGCHLD, lambda *_: first_exit or first_exit.append(time.monotonic()))
+while True:
+    if first_exit and time.monotonic() - first_exit[0] >= 1.0:
+        first_exit.clear()
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+    try:
+        conn, _ = listener.accept()
+    except TimeoutError:
+        continue
+    if os.fork() == 0:
+        listener.close()
+        conn.settimeout(None)
+        while data := conn.recv(65536):
+            conn.sendall(data)
+        os._exit(0)
+    conn.close()
+"""
+
+
+def test_zombies_fails_a_reaper_slower_than_the_window(host, artifact_dir):
+    verdict = judge(host, artifact_dir, "zombies",
+                    (["/usr/bin/python3", "-c", LAZY_REAPER, str(PORT)], PORT), settle=0.5)
+    assert_fails(verdict, r"reaped lazily, the slowest 1,\d{3} ms after its exit \(settle "
+                          r"window 0.5 s\)")
+
+
+def test_close_wait_blames_the_parent_that_keeps_connfd(host, artifact_dir):
+    verdict = judge(host, artifact_dir, "close-wait", zoo("fork_leaks_connfd"))
+    assert_fails(verdict, r"held by the server's main process \(pid \d+\): it does not "
+                          r"close connfd after fork")
+    assert "child" not in verdict.summary, shown(verdict)
+
+
+def test_close_wait_blames_the_children_that_ignore_eof(host, artifact_dir):
+    verdict = judge(host, artifact_dir, "close-wait", zoo("fork_ignores_eof"))
+    assert_fails(verdict, r"held by child pid \d+")
+    assert "main process" not in verdict.summary, shown(verdict)
+
+
+def test_churn_counts_the_zombies_and_keeps_the_evidence_short(host, artifact_dir):
+    verdict = judge(host, artifact_dir, "churn", zoo("fork_no_sigchld_handler"),
+                    settle=0.5, cycles=300)
+    assert_fails(verdict, r"after 300 cycles, 300 zombie children not reaped")
+    assert len(verdict.evidence.splitlines()) <= 40, shown(verdict)
+    assert re.search(r"\d+ TIME_WAIT \(client ends, normal\)", verdict.evidence), \
+        shown(verdict)
+
+
+def test_churn_recognises_a_rate_limit(host, artifact_dir):
+    """openbsd-inetd takes a nowait service started over 256 times a minute
+    for a loop and closes its listener: a rate limit, with the real count."""
+    verdict = judge(host, artifact_dir, "churn", INETD, relisten_wait=0.5)
+    assert_fails(verdict, r"rate limit: after (\d+) connections in a row the server, "
+                          r"still running, closed its listener 0\.0\.0\.0:7")
+    count = int(re.search(r"after (\d+) connections", verdict.summary).group(1))
+    assert 256 <= count < 2000, shown(verdict)
