@@ -5,9 +5,13 @@ network stack, and returns a Verdict that says what it saw.
 
 The same checks run three ways: `./faultline check --server-cmd CMD`,
 `pytest --server-cmd CMD --server-port P` (pytest/test_byo.py), and the
-conformance suite over every echod model (pytest/test_conformance.py); the
-command line (cli.py) runs them, one fresh host and server each, and
-prints their verdicts.
+conformance suite over every echod model (pytest/test_conformance.py);
+checkrun.py runs them, one fresh host and server each, turns whatever
+happens (the server dying, a check raising) into a verdict, and reports.
+
+The checks of process and socket hygiene need no echo (needs_echo=False):
+they talk to the server through ctx.exchange(sock), which does what the
+protocol asks (protocol.py), so they run on any TCP server.
 """
 
 import hashlib
@@ -20,16 +24,53 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .clients import recv_exactly, reset
+from .evidence import Evidence, Table, Text
+from .protocol import ECHO, WrongReply
 from . import procs, tcpstate
 from .waiting import WaitTimeout, wait_until
+
+# How long a check gives the server to settle (a zombie to be reaped, a
+# socket to be closed) before it counts what is left: above the 0.5 s that
+# Python's ForkingMixIn takes between two reaps. `faultline check --settle`.
+DEFAULT_SETTLE = 1.0
 
 
 @dataclass
 class Verdict:
+    """passed: the server did what the check asks. error: the check could
+    not say, by the harness's own fault (the traceback is in the
+    artifacts). skipped: the check does not apply (an echo check on a
+    server checked with --protocol none). evidence: a str, or sections
+    (Text, Table, Evidence) that print bounded. notes: what the run
+    noticed besides the verdict (a server that had to be SIGKILLed)."""
     passed: bool
     summary: str
     evidence: str = ""
     artifacts: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    error: bool = False
+    skipped: bool = False
+    seconds: float = 0.0
+
+    def __post_init__(self):
+        self.evidence = Evidence(self.evidence)
+
+    @property
+    def status(self):
+        """pass, FAIL, ERROR or skip: as the run prints it."""
+        if self.error:
+            return "ERROR"
+        if self.skipped:
+            return "skip"
+        return "pass" if self.passed else "FAIL"
+
+    @classmethod
+    def harness_error(cls, summary, evidence=""):
+        return cls(False, summary, evidence, error=True)
+
+    @classmethod
+    def skip(cls, reason):
+        return cls(False, reason, skipped=True)
 
 
 @dataclass
@@ -38,14 +79,18 @@ class Check:
     title: str
     run: object
     capture: bool = True
+    needs_echo: bool = True
 
 
 CHECKS = []
 
 
-def check(name, title, capture=True):
+def check(name, title, capture=True, needs_echo=True):
+    """Register a check. needs_echo=False: it only connects, exchanges
+    what the protocol says (ctx.exchange) and closes, so it runs on any
+    TCP server."""
     def register(fn):
-        CHECKS.append(Check(name, title, fn, capture))
+        CHECKS.append(Check(name, title, fn, capture, needs_echo))
         return fn
     return register
 
@@ -59,33 +104,101 @@ def by_name(names):
     return [known[n] for n in names]
 
 
-class Context:
-    """What a check works with: the host, the running server, a folder."""
+def fd_kind(row):
+    """What a descriptor row points at: socket, pipe, anon_inode, /dev, file."""
+    target = row.partition("-> ")[2]
+    for kind in ("socket", "pipe", "anon_inode"):
+        if target.startswith(kind + ":"):
+            return kind
+    return "/dev" if target.startswith("/dev/") else "file"
 
-    def __init__(self, host, server, workdir):
+
+class Context:
+    """What a check works with: the host, the running server, a folder,
+    the protocol to speak and the settle window."""
+
+    def __init__(self, host, server, workdir, protocol=ECHO, settle=DEFAULT_SETTLE):
         self.host = host
         self.server = server
         self.port = server.port
         self.workdir = Path(workdir)
+        self.protocol = protocol
+        self.settle = settle
+        self.connections = 0
+        self.doing = None
 
     def connect(self, timeout=5.0):
+        self.connections += 1
         return self.host.connect(self.port, timeout=timeout)
 
-    def evidence(self):
-        s = self.server
-        return (f"process table:\n{s.ps()}\nTCP sockets on port {self.port}:\n"
-                f"{s.sockets()}\ndescriptors of pid {s.pid}:\n{s.fd_table()}")
+    def step(self, what):
+        """Say what the check is doing now ("5 clients closing together"):
+        a server that dies then is reported as having died after it."""
+        self.doing = what
 
-    def served(self, data=b"still serving?\n"):
-        """A new connection gets its echo: the server is alive and serving."""
+    def exchange(self, sock):
+        """The protocol's exchange on a connection the check made: the echo
+        of a probe, a request and its reply, or, for --protocol none, only
+        the proof that the server took the connection (accepted it and went
+        back to its accept wait). Returns the reply; raises WrongReply."""
+        if self.protocol.name == "none":
+            self.wait_taken(sock)
+            return b""
+        return self.protocol.exchange(sock)
+
+    def wait_taken(self, sock, timeout=5.0):
+        """The server took this connection out of its accept queue (its end
+        has a descriptor, or was already closed: a daytime server) and is
+        back in its accept wait: any process it makes for it exists."""
+        here = sock.getsockname()
+
+        def taken():
+            queued = any(end.state in ("SYN_RECV", "ESTABLISHED") and not end.inode
+                         for end in tcpstate.find(self.host.outer_pid, remote=here))
+            return not queued and self.server.idle()
+        wait_until(taken, timeout, f"the server to accept the connection from "
+                                   f"{here[0]}:{here[1]} and wait for the next",
+                   seen=lambda: tcpstate.table(self.host.outer_pid, self.port))
+
+    def evidence(self, *first):
+        """Sections (text or tables) the check adds, then the process
+        table, the TCP sockets on the port and the server's descriptors:
+        structured, bounded on a terminal, whole in the artifacts. Never
+        raises: what cannot be read (the server is gone) says so."""
+        s = self.server
+        return Evidence(*first, *server_tables(
+            ("process table", lambda: Table.from_text("process table", s.ps(), "STAT")),
+            (f"TCP sockets on port {self.port}", lambda: Table.from_text(
+                f"TCP sockets on port {self.port}", s.sockets(), "STATE")),
+            (f"descriptors of pid {s.pid}", lambda: Table.by(
+                f"descriptors of pid {s.pid}", None, s.fd_table().splitlines(),
+                fd_kind))))
+
+    def served(self, data=None):
+        """A new connection gets the protocol's reply (the echo of data):
+        the server is alive and serving."""
         if not self.server.alive():
             return False
         try:
             with self.connect() as sock:
-                sock.sendall(data)
-                return recv_exactly(sock, len(data)) == data
-        except OSError:
+                if data is not None and self.protocol.echoes:
+                    self.protocol.exchange(sock, data)
+                else:
+                    self.exchange(sock)
+                return True
+        except (OSError, WrongReply, WaitTimeout):
             return False
+
+
+def server_tables(*named):
+    """Each (title, make) made, or a line saying why it could not be."""
+    for title, make in named:
+        try:
+            yield make()
+        except (FileNotFoundError, ProcessLookupError):
+            yield Text(f"{title}: none (the process is gone)")
+        except Exception as e:  # evidence must never cost the verdict
+            yield Text(f"{title}: could not be read ({type(e).__name__}: {e})")
 
 
 # --- small client tools ------------------------------------------------------
@@ -218,7 +331,7 @@ def half_close(ctx):
 
 # --- resets -----------------------------------------------------------------------
 
-@check("early-rst", "a connection reset before accept() is survived")
+@check("early-rst", "a connection reset before accept() is survived", needs_echo=False)
 def early_rst(ctx):
     holders = listener_holders(ctx)
     for pid in holders:
@@ -293,9 +406,8 @@ def dead_peer_write(ctx):
 def close_together(ctx, stop_server):
     before = {c.pid for c in ctx.server.children()}
     socks = [ctx.connect() for _ in range(5)]
-    for i, s in enumerate(socks):
-        s.sendall(b"%d\n" % i)
-        recv_exactly(s, 2)
+    for s in socks:
+        ctx.exchange(s)
     kids = [c.pid for c in new_children(ctx, before)]
     if stop_server:
         ctx.server.stop()
@@ -316,25 +428,25 @@ def close_together(ctx, stop_server):
     return Verdict(True, f"{kind}, 0 zombies")
 
 
-@check("zombies", "no zombies after 5 clients close together")
+@check("zombies", "no zombies after 5 clients close together", needs_echo=False)
 def zombies(ctx):
     return close_together(ctx, stop_server=False)
 
 
 @check("lost-sigchld", "no zombies when 5 exits raise one SIGCHLD (server stopped "
-                       "while its children exit)")
+                       "while its children exit)", needs_echo=False)
 def lost_sigchld(ctx):
     return close_together(ctx, stop_server=True)
 
 
 def sessions_in_turn(ctx, count):
-    for i in range(count):
+    for _ in range(count):
         with ctx.connect() as sock:
-            sock.sendall(b"ping\n")
-            recv_exactly(sock, 5)
+            ctx.exchange(sock)
 
 
-@check("close-wait", "no socket left in CLOSE_WAIT after the clients close")
+@check("close-wait", "no socket left in CLOSE_WAIT after the clients close",
+       needs_echo=False)
 def close_wait(ctx):
     sessions_in_turn(ctx, 3)
     try:
@@ -351,7 +463,8 @@ def close_wait(ctx):
     return Verdict(True, "3 sessions closed, no CLOSE_WAIT left")
 
 
-@check("descriptors", "the server's descriptor count does not grow per connection")
+@check("descriptors", "the server's descriptor count does not grow per connection",
+       needs_echo=False)
 def descriptors(ctx):
     baseline = ctx.server.fd_count()
     sessions_in_turn(ctx, 5)
@@ -367,13 +480,13 @@ def descriptors(ctx):
     return Verdict(True, f"{baseline} descriptors before and after 5 connections")
 
 
-@check("eintr", "children exiting while the server waits in accept(): it keeps serving")
+@check("eintr", "children exiting while the server waits in accept(): it keeps serving",
+       needs_echo=False)
 def eintr(ctx):
     before = {c.pid for c in ctx.server.children()}
     socks = [ctx.connect() for _ in range(20)]
     for s in socks:
-        s.sendall(b"x")
-        recv_exactly(s, 1)
+        ctx.exchange(s)
     kids = [c.pid for c in new_children(ctx, before)]
     for s in socks:
         s.close()
@@ -387,7 +500,8 @@ def eintr(ctx):
 
 
 @check("churn", "2,000 connect-and-close cycles (at most 20 s) leave no zombie, "
-                "descriptor, thread or CLOSE_WAIT behind", capture=False)
+                "descriptor, thread or CLOSE_WAIT behind", capture=False,
+       needs_echo=False)
 def churn(ctx, cycles=2000, seconds=20.0):
     server = ctx.server
     fds, threads = server.fd_count(), server.thread_count()
