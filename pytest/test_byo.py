@@ -9,7 +9,7 @@ The same checks as `./faultline check`, one test each.
 
 
 from faultline import checks
-from faultline.cli import run_check
+from faultline.checkrun import run_check
 from faultline.server import Server
 
 

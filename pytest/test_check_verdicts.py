@@ -17,7 +17,7 @@ import re
 import pytest
 
 from faultline import checks, paths
-from faultline.cli import run_check
+from faultline.checkrun import run_check
 from faultline.echod import Echod
 from faultline.server import Server
 

@@ -14,7 +14,7 @@ serves as many sessions at once as it has workers.
 import pytest
 
 from faultline import checks
-from faultline.cli import run_check
+from faultline.checkrun import run_check
 from faultline.echod import Echod
 
 pytestmark = pytest.mark.conformance

@@ -104,6 +104,9 @@ COMMANDS = {
                 ".ci/run", f"./faultline check --server-cmd '{SOCAT}'"),
     "./faultline check --server-cmd 'build/server/echod --reap none --port 7000' "
     "--port 7000 --check zombies": Run(status=1, says="FAIL  zombies", root=True),
+    "./faultline check --server-cmd 'busybox httpd -f -p 8080 -h fixtures' --port 8080 "
+    "--request 'GET / HTTP/1.0\\r\\n\\r\\n' --reply 'HTTP/1.' --check zombies "
+    "--check close-wait": Run(says="pass  close-wait", root=True),
     f"pytest pytest/test_byo.py --server-cmd '{SOCAT}' --server-port 9877": Selects(),
     # README: Installing
     "meson setup /tmp/faultline-build --prefix /usr/local":

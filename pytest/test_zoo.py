@@ -5,7 +5,7 @@ check made more lenient (it passes a server it must fail) or stricter (it
 fails a server it must pass) fails this file.
 
 Each (server, check) pair is one test, run in-process through
-cli.run_check as `./faultline check` and pytest/test_byo.py run it: a
+checkrun.run_check as `./faultline check` and pytest/test_byo.py run it: a
 fresh host and a freshly started server per check, so one test costs what
 one line of `./faultline check` costs, and xdist spreads them.
 
@@ -27,7 +27,7 @@ import tomllib
 import pytest
 
 from faultline import checks, paths
-from faultline.cli import NotAServer, preflight, run_check
+from faultline.checkrun import NotAServer, preflight, run_check
 from faultline.server import Server
 
 pytestmark = [pytest.mark.zoo, pytest.mark.slow]

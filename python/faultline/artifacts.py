@@ -7,6 +7,7 @@ kept after a failure, so the path in a failure message still exists.
 
 import re
 import shutil
+from pathlib import Path
 
 from . import paths
 
@@ -36,3 +37,15 @@ def discard(path):
         except OSError:
             break
         parent = parent.parent
+
+
+def unused_dir(path):
+    """path, or when an earlier run left files there, the first of path.2,
+    path.3, ... that is missing or empty: a run's artifacts are never
+    deleted by the next run. The folder is not made."""
+    path = Path(path)
+    candidate, n = path, 1
+    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate

@@ -5,9 +5,13 @@ network stack, and returns a Verdict that says what it saw.
 
 The same checks run three ways: `./faultline check --server-cmd CMD`,
 `pytest --server-cmd CMD --server-port P` (pytest/test_byo.py), and the
-conformance suite over every echod model (pytest/test_conformance.py); the
-command line (cli.py) runs them, one fresh host and server each, and
-prints their verdicts.
+conformance suite over every echod model (pytest/test_conformance.py);
+checkrun.py runs them, one fresh host and server each, turns whatever
+happens (the server dying, a check raising) into a verdict, and reports.
+
+The checks of process and socket hygiene need no echo (needs_echo=False):
+they talk to the server through ctx.exchange(sock), which does what the
+protocol asks (protocol.py), so they run on any TCP server.
 """
 
 import fcntl
@@ -25,16 +29,54 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .clients import recv_exactly, reset
+from .evidence import Evidence, Table, Text
+from .protocol import ECHO, WrongReply
 from . import procs, tcpstate
 from .waiting import WaitTimeout, wait_until
+
+# How long a zombie may live, or a session outlive its client, or a socket
+# stay open, before that is a finding: long enough for a reaper that runs
+# on a timer (Python's socketserver reaps every 0.5 s) on a loaded machine,
+# short enough to keep a check quick. `faultline check --settle`.
+DEFAULT_SETTLE = 2.0
 
 
 @dataclass
 class Verdict:
+    """passed: the server did what the check asks. error: the check could
+    not say, by the harness's own fault (the traceback is in the
+    artifacts). skipped: the check does not apply (an echo check on a
+    server checked with --protocol none). evidence: a str, or sections
+    (Text, Table, Evidence) that print bounded. notes: what the run
+    noticed besides the verdict (a server that had to be SIGKILLed)."""
     passed: bool
     summary: str
     evidence: str = ""
     artifacts: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    error: bool = False
+    skipped: bool = False
+    seconds: float = 0.0
+
+    def __post_init__(self):
+        self.evidence = Evidence(self.evidence)
+
+    @property
+    def status(self):
+        """pass, FAIL, ERROR or skip: as the run prints it."""
+        if self.error:
+            return "ERROR"
+        if self.skipped:
+            return "skip"
+        return "pass" if self.passed else "FAIL"
+
+    @classmethod
+    def harness_error(cls, summary, evidence=""):
+        return cls(False, summary, evidence, error=True)
+
+    @classmethod
+    def skip(cls, reason):
+        return cls(False, reason, skipped=True)
 
 
 @dataclass
@@ -43,14 +85,18 @@ class Check:
     title: str
     run: object
     capture: bool = True
+    needs_echo: bool = True
 
 
 CHECKS = []
 
 
-def check(name, title, capture=True):
+def check(name, title, capture=True, needs_echo=True):
+    """Register a check. needs_echo=False: it only connects, exchanges
+    what the protocol says (ctx.exchange) and closes, so it runs on any
+    TCP server."""
     def register(fn):
-        CHECKS.append(Check(name, title, fn, capture))
+        CHECKS.append(Check(name, title, fn, capture, needs_echo))
         return fn
     return register
 
@@ -64,42 +110,93 @@ def by_name(names):
     return [known[n] for n in names]
 
 
-class Context:
-    """What a check works with: the host, the running server, a folder."""
+def fd_kind(row):
+    """What a descriptor row points at: socket, pipe, anon_inode, /dev, file."""
+    target = row.partition("-> ")[2]
+    for kind in ("socket", "pipe", "anon_inode"):
+        if target.startswith(kind + ":"):
+            return kind
+    return "/dev" if target.startswith("/dev/") else "file"
 
-    def __init__(self, host, server, workdir):
+
+class Context:
+    """What a check works with: the host, the running server, a folder,
+    the protocol to speak and the settle window."""
+
+    def __init__(self, host, server, workdir, protocol=ECHO, settle=DEFAULT_SETTLE):
         self.host = host
         self.server = server
         self.port = server.port
         self.workdir = Path(workdir)
+        self.protocol = protocol
+        self.settle = settle
+        self.connections = 0
+        self.doing = None
 
     def connect(self, timeout=5.0):
+        self.connections += 1
         return self.host.connect(self.port, timeout=timeout)
 
-    def evidence(self):
-        s = self.server
-        return (f"process table:\n{s.ps()}\nTCP sockets on port {self.port}:\n"
-                f"{s.sockets()}\ndescriptors of pid {s.pid}:\n{s.fd_table()}")
+    def step(self, what):
+        """Say what the check is doing now ("5 clients closing together"):
+        a server that dies then is reported as having died after it."""
+        self.doing = what
 
-    def served(self, data=b"still serving?\n"):
-        """A new connection gets its echo: the server is alive and serving."""
+    def exchange(self, sock):
+        """The protocol's exchange on a connection the check made: the echo
+        of a probe, a request and its reply, or, for --protocol none, only
+        the proof that the server took the connection (accepted it and went
+        back to its accept wait). Returns the reply; raises WrongReply."""
+        if self.protocol.name == "none":
+            self.wait_taken(sock)
+            return b""
+        return self.protocol.exchange(sock)
+
+    def wait_taken(self, sock, timeout=5.0):
+        """The server took this connection out of its accept queue (its end
+        has a descriptor, or was already closed: a daytime server) and is
+        back in its accept wait: any process it makes for it exists."""
+        here = sock.getsockname()
+
+        def taken():
+            queued = any(end.state in ("SYN_RECV", "ESTABLISHED") and not end.inode
+                         for end in tcpstate.find(self.host.outer_pid, remote=here))
+            return not queued and self.server.idle()
+        wait_until(taken, timeout, f"the server to accept the connection from "
+                                   f"{here[0]}:{here[1]} and wait for the next",
+                   seen=lambda: tcpstate.table(self.host.outer_pid, self.port))
+
+    def evidence(self, *first):
+        """Sections (text or tables) the check adds, then the process
+        table, the TCP sockets on the port and the server's descriptors:
+        structured, bounded on a terminal, whole in the artifacts. Never
+        raises: what cannot be read (the server is gone) says so."""
+        s = self.server
+        return Evidence(*first, *server_tables(
+            ("process table", lambda: Table.from_text("process table", s.ps(), "STAT")),
+            (f"TCP sockets on port {self.port}", lambda: Table.from_text(
+                f"TCP sockets on port {self.port}", s.sockets(), "STATE")),
+            (f"descriptors of pid {s.pid}", lambda: Table.by(
+                f"descriptors of pid {s.pid}", None, s.fd_table().splitlines(),
+                fd_kind))))
+
+    def served(self, data=None):
+        """A new connection gets the protocol's reply (the echo of data):
+        the server is alive and serving."""
         if not self.server.alive():
             return False
         try:
             with self.connect() as sock:
-                sock.sendall(data)
-                return recv_exactly(sock, len(data)) == data
-        except OSError:
+                if data is not None and self.protocol.echoes:
+                    self.protocol.exchange(sock, data)
+                else:
+                    self.exchange(sock)
+                return True
+        except (OSError, WrongReply, WaitTimeout):
             return False
 
 
 # --- what the checks share: the settle window, the server's death, replies -------
-
-# How long a zombie may live, or a session outlive its client, before that
-# is a finding: long enough for a reaper that runs on a timer (Python's
-# socketserver reaps every 0.5 s), short enough to keep a check quick.
-# A Context with a `settle` attribute (faultline check --settle) overrides it.
-SETTLE_WINDOW = 2.0
 
 # How long a client waits for a reply to make progress before it says
 # what came back so far.
@@ -107,7 +204,7 @@ REPLY_TIMEOUT = 5.0
 
 
 def settle_window(ctx):
-    return getattr(ctx, "settle", None) or SETTLE_WINDOW
+    return getattr(ctx, "settle", None) or DEFAULT_SETTLE
 
 
 def status_words(status):
@@ -316,6 +413,17 @@ def connect_failure(ctx, e):
     return f"failed: {error_words(e)}"
 
 
+def server_tables(*named):
+    """Each (title, make) made, or a line saying why it could not be."""
+    for title, make in named:
+        try:
+            yield make()
+        except (FileNotFoundError, ProcessLookupError):
+            yield Text(f"{title}: none (the process is gone)")
+        except Exception as e:  # evidence must never cost the verdict
+            yield Text(f"{title}: could not be read ({type(e).__name__}: {e})")
+
+
 # --- small client tools ------------------------------------------------------
 
 def payload(size, seed):
@@ -361,7 +469,16 @@ def exchange(ctx, sock, data, exact=True):
     """None when data comes back as its echo on an open connection (any
     reply at all, when not exact: the checks that only count processes
     and sockets need a session served, not a right one); otherwise what
-    went wrong, in words."""
+    went wrong, in words. A server that does not echo (--protocol none,
+    --request/--reply) gets its protocol's exchange instead of data."""
+    if not ctx.protocol.echoes:
+        try:
+            ctx.exchange(sock)
+        except (WrongReply, WaitTimeout) as e:
+            return str(e).splitlines()[0]
+        except OSError as e:
+            return f"{ctx.protocol.describe()}: {error_words(e)}"
+        return None
     try:
         sock.sendall(data)
     except OSError as e:
@@ -613,7 +730,7 @@ def half_close(ctx):
 
 # --- resets -----------------------------------------------------------------------
 
-@check("early-rst", "a connection reset before accept() is survived")
+@check("early-rst", "a connection reset before accept() is survived", needs_echo=False)
 def early_rst(ctx):
     holders_ = listener_holders(ctx)
     for pid in holders_:
@@ -855,13 +972,13 @@ def unreaped_verdict(ctx, lives, reaped, since, shape, window):
 
 
 @check("zombies", "5 clients close together: every child exits and is reaped within "
-                  "the settle window")
+                  "the settle window", needs_echo=False)
 def zombies(ctx):
     return close_together(ctx, stop_server=False)
 
 
 @check("lost-sigchld", "5 children exit while the server is stopped (one SIGCHLD "
-                       "for all): every one is reaped once it runs")
+                       "for all): every one is reaped once it runs", needs_echo=False)
 def lost_sigchld(ctx):
     return close_together(ctx, stop_server=True)
 
@@ -880,7 +997,8 @@ def sessions_in_turn(ctx, count):
     return served_by, None
 
 
-@check("close-wait", "no socket left in CLOSE_WAIT after the clients close")
+@check("close-wait", "no socket left in CLOSE_WAIT after the clients close",
+       needs_echo=False)
 def close_wait(ctx):
     served_by, wrong = sessions_in_turn(ctx, 3)
     if wrong:
@@ -921,7 +1039,8 @@ def close_wait_verdict(ctx, stuck, forks):
                              + stuck_rows(ctx, kids[:5]) + [evidence_now(ctx)]))
 
 
-@check("descriptors", "the server's descriptor count does not grow per connection")
+@check("descriptors", "the server's descriptor count does not grow per connection",
+       needs_echo=False)
 def descriptors(ctx):
     baseline = ctx.server.fd_count()
     _, wrong = sessions_in_turn(ctx, 5)
@@ -940,7 +1059,8 @@ def descriptors(ctx):
         True, f"{baseline} descriptors before and after 5 connections")
 
 
-@check("eintr", "children exiting while the server waits in accept(): it keeps serving")
+@check("eintr", "children exiting while the server waits in accept(): it keeps serving",
+       needs_echo=False)
 def eintr(ctx):
     window = settle_window(ctx)
     before = {c.pid for c in ctx.server.children()}
@@ -969,7 +1089,8 @@ def eintr(ctx):
 
 
 @check("churn", "2,000 connect-and-close cycles (at most 20 s) leave no zombie, "
-                "descriptor, thread or CLOSE_WAIT behind", capture=False)
+                "descriptor, thread or CLOSE_WAIT behind", capture=False,
+       needs_echo=False)
 def churn(ctx, cycles=2000, seconds=20.0, relisten_wait=12.0):
     server = ctx.server
     window = settle_window(ctx)
@@ -1189,7 +1310,7 @@ def slow_consumer(ctx, hogs=STALLED_CLIENTS):
 
 @check("session-ends", "a session ends within the settle window once its client is "
                        "gone (read its echo and closed; stopped reading, then closed)",
-       capture=False)
+       capture=False, needs_echo=False)
 def session_ends(ctx, stalled=STALLED_CLIENTS):
     window = settle_window(ctx)
     polite = ctx.connect()

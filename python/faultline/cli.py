@@ -10,9 +10,8 @@ The checkout is found from this file, never from the current directory:
 relative paths given on the command line (a scenario file, a server
 command such as './my-server') are the caller's.
 
-This module also runs checks.py's checks for `faultline check`, one fresh
-host each, and prints their verdicts; the pytest suite runs them through
-run_check too (pytest/test_conformance.py, pytest/test_byo.py).
+`faultline check` parses and checks its arguments here; checkrun.py runs
+the checks and reports their verdicts.
 """
 
 import argparse
@@ -28,8 +27,8 @@ SIGPIPE_STATUS = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
 
 EXIT_STATUSES = """\
 exit status: 0 all went as expected; 1 a check, test or phenomenon failed
-(or the build did); 2 usage error; 3 this machine cannot make network
-namespaces (not root)"""
+(or the build did); 2 usage error; 3 it cannot run here (not root: this
+machine cannot make network namespaces)"""
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWPID = 0x20000000
@@ -136,31 +135,89 @@ def check_command(args):
         for c in checks.CHECKS:
             print(f"{c.name:<19}{c.title}")
         return OK
+    chosen, options = check_arguments(args)
+    root = check_artifacts(args.artifacts)
+    prepare("check", hosts=True)
+    from . import checkrun
+    from .server import Server
+    root.mkdir(parents=True, exist_ok=True)
+
+    def make(host):
+        return Server(host, args.server_cmd, args.port)
+    try:
+        checkrun.preflight(make, root / "preflight", options)
+    except checkrun.NotAServer as e:
+        raise UsageError(f"faultline check: {e}") from None
+    describe = f"'{args.server_cmd}' on port {args.port}"
+    if not options.protocol.echoes:
+        describe += f", protocol {options.protocol.describe()}"
+    report = checkrun.run_against(make, describe, root, chosen, options=options,
+                                  json_path=args.json, junit_path=args.junit)
+    for what, path in (("JSON report", args.json), ("JUnit XML", args.junit)):
+        if path:
+            print(f"{what}: {path}")
+    earlier = (f"; {root.name.rpartition('.')[0]}/ holds an earlier run's, kept"
+               if args.artifacts is None and root.name != "check" else "")
+    print(f"artifacts: {root}/ (report.txt, report.json, junit.xml{earlier})")
+    return report.exit_status
+
+
+def check_arguments(args):
+    """The checks and the run's options, or a one-line usage error."""
+    from . import checks, protocol
+    from .checkrun import Options
+
+    def usage(message):
+        return UsageError(f"faultline check: {message}", "faultline check --help")
     if args.server_cmd is None:
         raise UsageError("faultline check: --server-cmd CMD is required (or --list)",
                          "faultline check --help")
     if not 1 <= args.port <= 65535:
-        raise UsageError(f"faultline check: --port wants a number from 1 to 65535, "
-                         f"not {args.port}", "faultline check --help")
+        raise usage(f"--port wants a number from 1 to 65535, not {args.port}")
+    for name in ("start_timeout", "settle", "stop_timeout"):
+        value = getattr(args, name)
+        if not value > 0:
+            raise usage(f"--{name.replace('_', '-')} wants a number of seconds "
+                        f"above 0, not {value:g}")
+    for name in ("json", "junit"):
+        path = getattr(args, name)
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            raise usage(f"--{name} {path}: no folder {Path(path).resolve().parent}")
     try:
         chosen = checks.by_name(args.check) if args.check else None
     except KeyError as e:
         raise UsageError(f"faultline check: {e.args[0]}",
                          "faultline check --list") from None
-    prepare("check", hosts=True)
-    from . import artifacts
-    from .server import Server
-    root = artifacts.fresh_dir("check")
+    if args.request is None and args.reply is None:
+        chosen_protocol = protocol.NONE if args.protocol == "none" else protocol.ECHO
+    elif args.protocol is not None:
+        raise usage(f"--request and --reply make the protocol request-reply; they "
+                    f"do not go with --protocol {args.protocol}")
+    else:
+        try:
+            chosen_protocol = protocol.request_reply(
+                protocol.unescape(args.request or ""), protocol.unescape(args.reply or ""))
+        except ValueError as e:
+            raise usage(f"--request/--reply: {e}") from None
+    return chosen, Options(protocol=chosen_protocol, start_timeout=args.start_timeout,
+                           settle=args.settle, stop_timeout=args.stop_timeout)
 
-    def make(host):
-        return Server(host, args.server_cmd, args.port)
-    try:
-        preflight(make, root / "preflight")
-    except NotAServer as e:
-        raise UsageError(f"faultline check: {e}") from None
-    failures = run_against(make, f"'{args.server_cmd}' on port {args.port}", root, chosen)
-    print(f"artifacts: {root}/")
-    return FAILED if failures else OK
+
+def check_artifacts(given):
+    """The run's artifact folder. One named with --artifacts must be new or
+    empty: an earlier run's files are never deleted, nor mixed with these.
+    The default, artifacts/check/, becomes check.2/, check.3/... when an
+    earlier run's folder is there (which is kept)."""
+    from . import artifacts
+    if given is None:
+        return artifacts.unused_dir(paths.ARTIFACTS_DIR / "check")
+    root = Path(given)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise UsageError(f"faultline check: --artifacts {given}: "
+                         f"{'holds files already' if root.is_dir() else 'is not a folder'}"
+                         f"; give a new or empty folder (an earlier run's artifacts "
+                         f"are never deleted)", "faultline check --help")
+    return root.resolve()
 
 
 def scenario_path(name):
@@ -260,10 +317,16 @@ def make_parser():
             "pytest, e.g. 'faultline test -k zombie'; after '--' even -h does. "
             "pytest collecting no test is a failure.",
             usage="faultline test [-h] [PYTEST-ARG ...]", allow_abbrev=False)
+    from .checks import DEFAULT_SETTLE
     check = command("check", check_command,
-                    "put any TCP echo server under every check",
-                    "Run every check that applies to any TCP echo server against "
-                    "CMD, each on a fresh host with a freshly started server.")
+                    "put any TCP server under every check that applies",
+                    "Run every check that applies to CMD, each on a fresh host with a "
+                    "freshly started server: all of them for an echo server, the "
+                    "checks of process and socket hygiene for any TCP server "
+                    "(--protocol none, or --request/--reply). Every check ends in "
+                    "pass, FAIL, ERROR (the harness's own fault) or skip; the full "
+                    "evidence, report.txt, report.json and junit.xml are in the "
+                    "artifact folder.")
     check.add_argument("--server-cmd", metavar="CMD",
                        help="the command that starts the server (shell syntax allowed; "
                             "relative paths are from the current directory)")
@@ -273,6 +336,31 @@ def make_parser():
                        help="run only this check (repeatable); --list names them")
     check.add_argument("--list", action="store_true",
                        help="name the checks and exit (needs no root)")
+    check.add_argument("--protocol", choices=("echo", "none"),
+                       help="echo (the default): every check; none: connect and close "
+                            "only, the checks that need no echo")
+    check.add_argument("--request", metavar="DATA",
+                       help="send DATA on each connection (escapes such as \\r\\n "
+                            "allowed), and expect a reply: the checks that need no echo")
+    check.add_argument("--reply", metavar="PREFIX",
+                       help="what the reply to --request must start with (default: "
+                            "any reply)")
+    check.add_argument("--artifacts", metavar="DIR",
+                       help="the run's artifact folder, new or empty (default "
+                            "artifacts/check/, or check.2/... when an earlier run's "
+                            "is there)")
+    check.add_argument("--json", metavar="FILE",
+                       help="also write the JSON report to FILE")
+    check.add_argument("--junit", metavar="FILE",
+                       help="also write JUnit XML to FILE")
+    check.add_argument("--start-timeout", type=float, default=5.0, metavar="S",
+                       help="seconds the server has to listen (default 5)")
+    check.add_argument("--settle", type=float, default=DEFAULT_SETTLE, metavar="S",
+                       help="seconds a server may take to settle, e.g. reap a child "
+                            f"(default {DEFAULT_SETTLE:g})")
+    check.add_argument("--stop-timeout", type=float, default=2.0, metavar="S",
+                       help="seconds from SIGTERM to SIGKILL when a check's server is "
+                            "stopped (default 2)")
     run = command("run", run_command, "run one scenario file; artifacts kept",
                   "Run one scenario on a fresh host and print its report; the "
                   "artifacts stay in artifacts/run/NAME/.")
@@ -368,96 +456,3 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return SIGPIPE_STATUS
-
-
-# --- running checks (faultline check; the pytest suite through run_check) ---------
-
-def run_check(chk, host, make_server, workdir):
-    """Run one check on a fresh server made by make_server(host); the
-    verdict carries the artifacts (pcap, outputs) left in workdir."""
-    from . import capture
-    from .checks import Context, Verdict
-    from .waiting import WaitTimeout
-    workdir = Path(workdir)
-    pcap = workdir / f"{chk.name}.pcap"
-    capturer = capture.Capture(host, pcap).start() if chk.capture else None
-    server = make_server(host)
-    try:
-        server.start()
-        verdict = chk.run(Context(host, server, workdir))
-        if verdict.passed and not server.alive():
-            verdict = Verdict(False, "the server died during the check",
-                              f"stderr:\n{server.proc.stderr()}")
-    except (WaitTimeout, OSError, AssertionError) as e:
-        verdict = Verdict(False, f"{type(e).__name__}: {e}".splitlines()[0],
-                          str(e) + ("\n" + Context(host, server, workdir).evidence()
-                                    if server.pid else ""))
-    finally:
-        server.terminate(check=False)
-        if capturer:
-            capturer.stop()
-    verdict.artifacts = [workdir]
-    return verdict
-
-
-class NotAServer(Exception):
-    """The command does not start, or does not listen where it was said to."""
-
-
-def preflight(make_server, workdir):
-    """Start the server once on a scratch host: a command that cannot start
-    or never listens on its port is a usage error, not 13 failed checks."""
-    from . import tcpstate
-    from .host import Host, HostError
-    from .server import ServerCrashed
-    from .waiting import WaitTimeout
-    with Host("preflight", workdir) as host:
-        server = make_server(host)
-        try:
-            server.start()
-        except HostError as e:
-            raise NotAServer(str(e)) from None
-        except (ServerCrashed, WaitTimeout) as e:
-            listening = sorted({s.local[1] for s in
-                                tcpstate.in_state(host.outer_pid, "LISTEN")})
-            where = (f"it listens on {', '.join(map(str, listening))}" if listening
-                     else "it listens on no TCP port")
-            first = str(e).splitlines()[0]
-            raise NotAServer(f"{first} ({where})") from None
-        finally:
-            server.terminate(check=False)
-
-
-def print_verdict(chk, verdict, workdir, out):
-    mark = "pass" if verdict.passed else "FAIL"
-    print(f"  {mark}  {chk.name:<19}{verdict.summary}", file=out, flush=True)
-    if not verdict.passed:
-        for line in verdict.evidence.splitlines():
-            print(f"        {line}", file=out)
-        print(f"        artifacts: {workdir}/", file=out, flush=True)
-
-
-def plural(count, noun):
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def run_against(make_server, describe, root, chosen=None, out=None):
-    """Run the checks (all, or `chosen`) each on a fresh host, printing one
-    line per check and, for failures, the evidence. Returns the failures."""
-    from . import checks
-    from .host import Host
-    out = out or sys.stdout
-    chosen = chosen or checks.CHECKS
-    print(f"faultline check: {describe}; {plural(len(chosen), 'check')}, each on a "
-          f"fresh host", file=out, flush=True)
-    failures = []
-    for chk in chosen:
-        workdir = Path(root) / chk.name
-        with Host(chk.name, workdir) as host:
-            verdict = run_check(chk, host, make_server, workdir)
-        print_verdict(chk, verdict, workdir, out)
-        if not verdict.passed:
-            failures.append((chk, verdict))
-    print(f"{plural(len(chosen), 'check')}: {len(chosen) - len(failures)} passed, "
-          f"{len(failures)} failed", file=out)
-    return failures
