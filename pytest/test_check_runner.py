@@ -300,7 +300,8 @@ def test_protocol_none_still_finds_zombies(hosts_possible, tmp_path):
     run = Run(tmp_path, zoo("fork_no_sigchld_handler"), "--protocol", "none",
               "--check", "zombies")
     assert_ran_to_its_summary(run, 1)
-    assert run.line("zombies").startswith("  FAIL  zombies            5 zombie"), run.seen()
+    assert run.line("zombies").startswith(
+        "  FAIL  zombies            5 of 5 children exited together were never reaped"), run.seen()
 
 
 HTTPD = "busybox httpd -f -p 9877 -h {}"
@@ -329,7 +330,7 @@ def test_a_reply_that_is_not_the_expected_one_fails(hosts_possible, tmp_path, ht
               "--reply", "SSH-2.0", "--check", "close-wait")
     assert_ran_to_its_summary(run, 1)
     assert run.line("close-wait").startswith(
-        "  FAIL  close-wait         sent b'GET / HTTP/1.0\\r\\n\\r\\n' (18 bytes); wanted "
+        "  FAIL  close-wait         session 1 of 3: sent b'GET / HTTP/1.0\\r\\n\\r\\n' (18 bytes); wanted "
         "a reply starting b'SSH-2.0', got b'HTTP/1."), run.seen()
 
 

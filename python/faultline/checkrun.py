@@ -213,8 +213,13 @@ def died(chk, ctx, ended, outcome):
     # children may still hold are not.
     sockets = server_tables((f"TCP sockets on port {ctx.port}", lambda: Table.from_text(
         f"TCP sockets on port {ctx.port}", ctx.server.sockets(), "STATE")))
-    return Verdict(False, f"server died during {chk.name}: {ended}{what_it_did(ctx)}",
-                   Evidence(saw, stderr_tail(ctx.server), *sockets))
+    summary = f"server died during {chk.name}: {ended}{what_it_did(ctx)}"
+    if isinstance(outcome, Verdict) and not outcome.passed:
+        # The check's own words say what it was doing when the server died
+        # (and which reply, signal or stderr line showed it): keep them in
+        # the one line a reader sees first.
+        summary, saw = f"{summary}; {saw}", None
+    return Verdict(False, summary, Evidence(saw, stderr_tail(ctx.server), *sockets))
 
 
 def did_not_start(chk, server, e, workdir):

@@ -499,14 +499,14 @@ def open_sessions(ctx, count):
     wrong)."""
     socks = []
     for i in range(count):
+        which = f"session {i + 1} of {count}: " if count > 1 else ""
         try:
             socks.append(ctx.connect())
         except OSError as e:
-            return socks, f"session {i + 1} of {count}: the connection " + \
-                connect_failure(ctx, e)
+            return socks, f"{which}the connection {connect_failure(ctx, e)}"
         wrong = exchange(ctx, socks[-1], b"%d\n" % i, exact=False)
         if wrong:
-            return socks, f"session {i + 1} of {count}: {wrong}"
+            return socks, f"{which}{wrong}"
     return socks, None
 
 
@@ -1179,10 +1179,12 @@ def churn_left(ctx, done, seen, fds, threads, waited):
         parts.append(f"{len(seen['close_wait']):,} server ends in CLOSE_WAIT")
     kids = seen["zombies"] + seen["live"]
     evidence = [f"children of pid {ctx.server.pid} not there before the churn: "
-                f"{len(kids):,}", children_summary(kids)] if kids else []
-    evidence += [f"TCP sockets on port {ctx.port}:", sockets_summary(ctx)]
+                f"{len(kids):,}", children_summary(kids, limit=0)] if kids else []
+    evidence += [f"TCP sockets on port {ctx.port}:", sockets_summary(ctx, limit=0)]
+    # The summary by state first; then every row, in the artifacts (the
+    # terminal shows a bounded cut of them).
     return Verdict(False, f"after {done:,} cycles, {'; '.join(parts)} ({waited:g} s "
-                          f"later)", "\n".join(evidence))
+                          f"later)", ctx.evidence(Text("\n".join(evidence))))
 
 
 def churn_stopped(ctx, done, cycles, error, listening_on, relisten_wait):
@@ -1416,13 +1418,16 @@ def stuck_rows(ctx, pids, limit=5):
 
 def children_summary(kids, limit=10):
     """Children counted by state and wait (never one row each beyond
-    `limit`): '2,000 S in do_sys_poll'."""
+    `limit`; none with limit=0, where the process table follows):
+    '2,000 S in do_sys_poll'."""
     groups = {}
     for kid in kids:
         key = blocked_in(kid.pid) if kid.state != "Z" else "Z (zombie, not reaped)"
         groups[key] = groups.get(key, 0) + 1
     lines = [f"  {count:,} {key}" for key, count in
              sorted(groups.items(), key=lambda kv: -kv[1])]
+    if not limit:
+        return "\n".join(lines)
     rows = [f"    {k.row()}" for k in kids[:limit]]
     more = [f"    ... and {len(kids) - limit:,} more"] if len(kids) > limit else []
     return "\n".join(lines + [f"  {procs.PS_HEADER}"] + rows + more)
@@ -1442,7 +1447,7 @@ SOCKET_STATES = {
 def sockets_summary(ctx, limit=10):
     """The port's TCP sockets counted by state and end ('1,998 TIME_WAIT
     (client ends, normal)'), and the rows of those that matter (not
-    TIME_WAIT), bounded."""
+    TIME_WAIT), bounded; no rows with limit=0 (the socket table follows)."""
     groups, rows = {}, []
     for s in tcpstate.sockets(ctx.host.outer_pid, ctx.port):
         end = "server" if s.local[1] == ctx.port else "client"
@@ -1453,6 +1458,8 @@ def sockets_summary(ctx, limit=10):
         return "  (no TCP sockets)"
     lines = [f"  {count:,} {state} ({SOCKET_STATES.get((state, end), end + ' ends')})"
              for (state, end), count in sorted(groups.items(), key=lambda kv: -kv[1])]
+    if not limit:
+        return "\n".join(lines)
     shown = [f"    {s.row()}" for s in rows[:limit]]
     more = [f"    ... and {len(rows) - limit:,} more"] if len(rows) > limit else []
     return "\n".join(lines + ([f"    {tcpstate.HEADER}"] + shown + more if rows else []))
