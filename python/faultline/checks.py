@@ -872,17 +872,26 @@ def ms(seconds):
     return f"{seconds * 1000:,.0f} ms"
 
 
+def sessions_and_children(ctx, count):
+    """count sessions, served and left open, and a ChildLife for each child
+    the server made meanwhile: (sockets, lives, None), or (None, None, the
+    failing verdict) when a session was not served."""
+    before = {c.pid for c in ctx.server.children()}
+    socks, wrong = open_sessions(ctx, count)
+    if wrong:
+        close_all(socks)
+        return None, None, wrong_reply(ctx, wrong, [])
+    return socks, [ChildLife(c.pid) for c in new_children(ctx, before)], None
+
+
 def close_together(ctx, stop_server):
     """5 sessions, one child each (if the server forks), closed together;
     every child must exit and be reaped within the settle window of its
     exit (of the server's SIGCONT, when it was stopped meanwhile)."""
     window = settle_window(ctx)
-    before = {c.pid for c in ctx.server.children()}
-    socks, wrong = open_sessions(ctx, 5)
-    if wrong:
-        close_all(socks)
-        return wrong_reply(ctx, wrong, [])
-    lives = [ChildLife(c.pid) for c in new_children(ctx, before)]
+    socks, lives, failed = sessions_and_children(ctx, 5)
+    if failed:
+        return failed
     if stop_server:
         ctx.server.stop()
     close_all(socks)
@@ -1063,12 +1072,9 @@ def descriptors(ctx):
        needs_echo=False)
 def eintr(ctx):
     window = settle_window(ctx)
-    before = {c.pid for c in ctx.server.children()}
-    socks, wrong = open_sessions(ctx, 20)
-    if wrong:
-        close_all(socks)
-        return wrong_reply(ctx, wrong, [])
-    kids = [ChildLife(c.pid) for c in new_children(ctx, before)]
+    socks, kids, failed = sessions_and_children(ctx, 20)
+    if failed:
+        return failed
     close_all(socks)
     exited = watch(ctx, kids, exited_all, time.monotonic() + window)
     how = died(ctx, f"while {len(kids)} children exited during its accept wait")
