@@ -110,8 +110,11 @@ def toy_runs(hosts_possible, tmp_path_factory):
             ((False, make_toy(base / "buggy", False)), (True, make_toy(base / "fixed", True)))}
 
 
-def test_the_conftest_is_ten_lines():
+def test_the_readme_shows_the_ten_line_conftest_and_the_test_run_here():
+    readme = (paths.REPO / "README.md").read_text()
     assert len(CONFTEST.splitlines()) == 10, CONFTEST
+    assert f"```python\n{CONFTEST}```" in readme, "README.md's conftest is not CONFTEST"
+    assert f"```python\n{TEST}```" in readme, "README.md's test is not TEST"
 
 
 def test_the_toy_projects_test_fails_naming_the_zombies(toy_runs):
