@@ -144,3 +144,16 @@ def test_with_the_bug_fixed_the_toy_passes_and_keeps_nothing(toy_runs):
     assert not (root / "faultline-artifacts").exists(), (
         f"a passing test's artifacts were kept: "
         f"{sorted(map(str, (root / 'faultline-artifacts').rglob('*')))[:10]}")
+
+
+# --- the fixtures in this suite -------------------------------------------------
+
+def test_capture_holds_the_servers_handshake(faultline_server, capture):
+    from faultline.capture import conversations, read_segments
+    faultline_server("socat TCP-LISTEN:7001,reuseaddr,fork EXEC:cat", port=7001)
+    with capture.host.connect(7001) as client:
+        client.sendall(b"hi\n")
+        assert client.recv(16) == b"hi\n"
+    segments = read_segments(capture.stop())
+    talks = conversations(segments, 7001)
+    assert len(talks) == 1 and talks[0].handshake, [s.row() for s in segments[:20]]
