@@ -1,18 +1,16 @@
 """Root conftest: pytest loads it first from any invocation inside the
-checkout, so command-line options and the build step live here; fixtures
-and reporting hooks are in pytest/conftest.py."""
-
-import os
+checkout. The fixtures and reporting hooks are faultline's pytest plugin
+(python/faultline/plugin.py), loaded here as any other project loads it;
+what only a checkout has stays here: the build step and the options of
+pytest/test_byo.py."""
 
 from faultline import build
+
+pytest_plugins = ["faultline.plugin"]
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("faultline")
-    group.addoption("--keep-artifacts", action="store_true",
-                    default=bool(os.environ.get("FAULTLINE_KEEP")),
-                    help="keep every test's artifact folder, not only failed ones "
-                         "(also FAULTLINE_KEEP=1)")
     group.addoption("--no-build", action="store_true",
                     help="do not run meson before the tests")
     group.addoption("--server-cmd", metavar="CMD",

@@ -87,6 +87,7 @@ COMMANDS = {
         Run(says="1 passed", root=True),
     "pytest -k zombie --keep-artifacts": Selects(),
     "pytest --markers": Run(says="@pytest.mark.zombie"),
+    "pytest --lf": Selects(),
     "pytest -m scenario": Selects(),
     # README: The pieces
     "build/server/echod --help": Run(says="usage: echod"),

@@ -19,19 +19,23 @@ def safe_name(name):
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", name).strip("-")[:180]
 
 
-def fresh_dir(*parts):
-    path = paths.ARTIFACTS_DIR.joinpath(*(safe_name(p) for p in parts))
+def fresh_dir(*parts, root=None):
+    """root: where the folders go, paths.ARTIFACTS_DIR unless given (the
+    pytest plugin gives another project's own folder)."""
+    root = paths.ARTIFACTS_DIR if root is None else Path(root)
+    path = root.joinpath(*(safe_name(p) for p in parts))
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
     return path
 
 
-def discard(path):
+def discard(path, root=None):
+    root = paths.ARTIFACTS_DIR if root is None else Path(root)
     shutil.rmtree(path, ignore_errors=True)
     parent = path.parent
     # Leave no empty artifacts/ folder behind after an all-green run.
-    while parent != paths.ARTIFACTS_DIR.parent:
+    while parent != root.parent:
         try:
             parent.rmdir()
         except OSError:
