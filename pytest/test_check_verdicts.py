@@ -18,9 +18,10 @@ import pytest
 
 
 from faultline import checks, paths
-from faultline.checkrun import run_check
+from faultline.checkrun import Options, run_check
 from faultline.evidence import SCREEN_LINES
 from faultline.echod import Echod
+from faultline.protocol import NONE, request_reply
 from faultline.server import Server
 
 pytestmark = pytest.mark.check
@@ -51,11 +52,12 @@ def named(name):
     return SERVERS.get(name) or zoo(name)
 
 
-def judge(host, artifact_dir, check_name, server, settle=None, **params):
+def judge(host, artifact_dir, check_name, server, settle=None, options=None, **params):
     """The verdict of one check on a server: a command line, (command,
     port), or a function of the host that makes one (Echod). settle: the
-    window as `faultline check --settle` sets it; params: the check's own
-    (a shorter churn)."""
+    window as `faultline check --settle` sets it; options: the run's
+    checkrun.Options (its protocol); params: the check's own (a shorter
+    churn)."""
     chk = checks.by_name([check_name])[0]
     run = functools.partial(chk.run, **params) if params else chk.run
     if settle is not None:
@@ -70,7 +72,7 @@ def judge(host, artifact_dir, check_name, server, settle=None, **params):
 
         def make(h):
             return Server(h, command, port)
-    return run_check(chk, host, make, artifact_dir)
+    return run_check(chk, host, make, artifact_dir, options)
 
 
 def shown(verdict):
@@ -124,6 +126,19 @@ PASSES = [  # check, server, what the summary must say
                          ids=[f"{c}-{n}" for c, n, _ in PASSES])
 def test_a_sound_server_passes(host, artifact_dir, check_name, name, says):
     assert_passes(judge(host, artifact_dir, check_name, named(name)), says)
+
+
+@pytest.mark.parametrize("protocol", [NONE, request_reply(b"GET / HTTP/1.0\r\n\r\n",
+                                                           b"HTTP/1.")],
+                         ids=["none", "http-get"])
+def test_session_ends_passes_a_server_that_closes_on_bytes_it_cannot_parse(
+        host, artifact_dir, protocol):
+    """busybox httpd answers the stalled clients' bytes (no request) with a
+    close: their sessions are over, not a broken pipe to blame on it."""
+    verdict = judge(host, artifact_dir, "session-ends",
+                    f"busybox httpd -f -p {PORT} -h {paths.REPO}/zoo",
+                    options=Options(protocol=protocol))
+    assert_passes(verdict, r"all \d+ sessions ended")
 
 
 def test_churn_passes_a_correct_server(host, artifact_dir):

@@ -2,20 +2,18 @@
 none (zoo/zoo.toml, the servers in zoo/). For every server and every check
 that applies, the check must give the verdict the manifest expects, so a
 check made more lenient (it passes a server it must fail) or stricter (it
-fails a server it must pass) fails this file.
+fails a server it must pass) fails this file. Nothing here is an xfail: a
+test that records a known-wrong verdict is a test that cannot fail.
 
 Each (server, check) pair is one test, run in-process through
-checkrun.run_check as `./faultline check` and pytest/test_byo.py run it: a
-fresh host and a freshly started server per check, so one test costs what
-one line of `./faultline check` costs, and xdist spreads them.
+checkrun.run_check with the Options `faultline check` would build from the
+server's `options` (cli.check_arguments on the same argv): a fresh host and
+a freshly started server per check, so one test costs what one line of
+`./faultline check` costs, and xdist spreads them.
 
-Skipped, each with its reason: checks the manifest names that faultline
-does not have yet, servers of protocol "none" (no such mode yet), and
-verdicts the manifest marks "any" (a race the server leaves open). Where
-the manifest's `today` table says today's faultline gets a verdict wrong,
-the test is a strict xfail: fixing faultline turns it into an XPASS,
-which fails until the `today` entry is removed (see known_wrong for the
-two softer kinds).
+An expectation "any" (a race the server itself leaves open, zoo.toml says
+which) is still run: the check must give a verdict, pass or FAIL, never an
+ERROR nor a skip.
 
     pytest pytest/test_zoo.py -k fork_leaks_connfd       # one server
     pytest pytest/test_zoo.py -k 'zombies'               # one check, every server
@@ -26,7 +24,7 @@ import tomllib
 
 import pytest
 
-from faultline import checks, paths
+from faultline import checks, cli, paths
 from faultline.checkrun import NotAServer, preflight, run_check
 from faultline.server import Server
 
@@ -34,59 +32,53 @@ pytestmark = [pytest.mark.zoo, pytest.mark.slow]
 
 ZOO = paths.REPO / "zoo"
 MANIFEST = ZOO / "zoo.toml"
-VERDICTS = {"pass": True, "FAIL": False}
-PLANNED = {
-    "server-death": "the server died during a check (SIGPIPE, EINTR, ...)",
-    "session-ends": "a session ends within a bound after its client is gone",
-}
+VERDICTS = ("pass", "FAIL")
 EVIDENCE_LIMIT = 6000  # characters of a check's evidence in a failure message
+KNOWN = {c.name: c for c in checks.CHECKS}
+
+
+class Expectation:
+    """One manifest entry: `check = "pass"`, or an inline table
+    `{verdict = "FAIL", cause = "..."}` whose cause the verdict's summary
+    must contain, or `{verdict = "any", race = "..."}`."""
+
+    def __init__(self, where, entry):
+        entry = {"verdict": entry} if isinstance(entry, str) else dict(entry)
+        self.verdict = entry.pop("verdict", None)
+        self.cause = entry.pop("cause", None)
+        self.race = entry.pop("race", None)
+        if self.verdict not in (*VERDICTS, "any"):
+            raise ValueError(f"{where}: verdict {self.verdict!r}; expected pass, FAIL "
+                             f"or any")
+        if (self.verdict == "any") != (self.race is not None):
+            raise ValueError(f"{where}: 'any' and only 'any' comes with race = "
+                             f"'what was observed'")
+        if entry:
+            raise ValueError(f"{where}: unknown keys {sorted(entry)}")
 
 
 def manifest():
     with open(MANIFEST, "rb") as f:
         servers = tomllib.load(f)["server"]
     for s in servers:
-        for check, want in s.get("expect", {}).items():
-            if want not in (*VERDICTS, "any"):
-                raise ValueError(f"{MANIFEST}: {s['name']}: {check} = {want!r}; "
-                                 f"expected one of pass, FAIL, any")
+        for key in ("today",):
+            if key in s:
+                raise ValueError(f"{MANIFEST}: {s['name']}: no {key!r} table any more")
+        for check in s.get("expect", {}):
+            if check not in KNOWN:
+                raise ValueError(f"{MANIFEST}: {s['name']}: unknown check {check!r}")
+        s["expect"] = {check: Expectation(f"{MANIFEST}: {s['name']}: {check}", e)
+                       for check, e in s.get("expect", {}).items()}
     return servers
 
 
 SERVERS = manifest()
-KNOWN = {c.name: c for c in checks.CHECKS}
 
 
 def pairs():
     for s in SERVERS:
-        for check, want in s.get("expect", {}).items():
-            marks = []
-            if check not in KNOWN:
-                if check not in PLANNED:
-                    raise ValueError(f"{MANIFEST}: {s['name']}: unknown check {check!r}")
-                marks.append(pytest.mark.skip(
-                    reason=f"check {check!r} is not implemented yet ({PLANNED[check]})"))
-            elif s["protocol"] != "echo":
-                marks.append(pytest.mark.skip(
-                    reason=f"{s['name']} speaks {s['protocol']!r}: faultline check "
-                           f"has no --protocol none mode yet"))
-            elif want == "any":
-                marks.append(pytest.mark.skip(
-                    reason=f"{s['name']}: the {check} verdict rests on a race the "
-                           f"server leaves open (zoo/zoo.toml says which)"))
-            elif check in s.get("today", {}):
-                marks.append(known_wrong(s["today"][check]))
-            yield pytest.param(s, check, want, marks=marks, id=f"{s['name']}-{check}")
-
-
-def known_wrong(why):
-    """Today's faultline gets this verdict wrong: a strict xfail, so that
-    the fix shows as an XPASS. "race: ..." fails only sometimes (not
-    strict); "hangs: ..." would only burn the test timeout (not run)."""
-    reason = f"today's faultline: {why}"
-    if why.startswith("hangs:"):
-        return pytest.mark.xfail(run=False, reason=reason)
-    return pytest.mark.xfail(strict=not why.startswith("race:"), reason=reason)
+        for check, want in s["expect"].items():
+            yield pytest.param(s, check, want, id=f"{s['name']}-{check}")
 
 
 def command_line(server):
@@ -102,6 +94,15 @@ def command_line(server):
     return server["command"].format(**values)
 
 
+def run_options(server, command):
+    """The checkrun.Options `faultline check` builds from this command line
+    and the server's `options` (its --protocol, --request, --reply...)."""
+    argv = ["check", "--server-cmd", command, "--port", str(server["port"]),
+            *server.get("options", [])]
+    _, options = cli.check_arguments(cli.make_parser().parse_args(argv))
+    return options
+
+
 def bounded(text):
     if len(text) <= EVIDENCE_LIMIT:
         return text
@@ -114,12 +115,17 @@ def test_check_gives_expected_verdict(host, artifact_dir, server, check, want):
     command = command_line(server)
     verdict = run_check(KNOWN[check], host,
                         lambda h: Server(h, command, server["port"]),
-                        artifact_dir)
-    got = "pass" if verdict.passed else "FAIL"
-    assert got == want, (
-        f"{server['name']} ({server['defect']}): {check} should {want}, got "
-        f"{got}: {verdict.summary}\n{bounded(verdict.evidence)}\n"
-        f"command: {command} (port {server['port']})")
+                        artifact_dir, run_options(server, command))
+    got = verdict.status
+    allowed = VERDICTS if want.verdict == "any" else (want.verdict,)
+    seen = (f"{server['name']} ({server['defect']}): {check} should "
+            f"{' or '.join(allowed)}, got {got}: {verdict.summary}\n"
+            f"{bounded(verdict.evidence.full())}\n"
+            f"notes: {verdict.notes}\ncommand: {command} (port {server['port']}, "
+            f"options {server.get('options', [])}); artifacts: {artifact_dir}")
+    assert got in allowed, seen
+    if want.cause is not None:
+        assert want.cause in verdict.summary, f"the cause should say {want.cause!r}; {seen}"
 
 
 @pytest.mark.parametrize("server", [s for s in SERVERS if "refused" in s],
@@ -127,20 +133,35 @@ def test_check_gives_expected_verdict(host, artifact_dir, server, check, want):
 def test_not_a_server_is_refused(hosts_possible, artifact_dir, server):
     command = command_line(server)
     with pytest.raises(NotAServer) as refused:
-        preflight(lambda h: Server(h, command, server["port"]), artifact_dir)
-    assert server["refused"] in str(refused.value), (
-        f"{server['name']} ({server['defect']}) was refused, but the reason does "
-        f"not say {server['refused']!r}: {refused.value}")
+        preflight(lambda h: Server(h, command, server["port"]), artifact_dir,
+                  run_options(server, command))
+    message = str(refused.value)
+    assert server["refused"] in message and "\n" not in message.strip(), (
+        f"{server['name']} ({server['defect']}) should be refused in one line "
+        f"saying {server['refused']!r}: {message!r}")
 
 
 def test_manifest_has_a_must_fail_and_a_must_pass_for_every_check():
     """A check no zoo server must fail could be made lenient unseen, and one
     no server must pass could be made stricter unseen."""
-    wanted = {name: set() for name in [*KNOWN, *PLANNED]}
+    wanted = {name: set() for name in KNOWN}
     for s in SERVERS:
-        for check, want in s.get("expect", {}).items():
-            if s["protocol"] == "echo":
-                wanted[check].add(want)
-    missing = {name: sorted({"pass", "FAIL"} - seen)
-               for name, seen in wanted.items() if {"pass", "FAIL"} - seen}
+        for check, want in s["expect"].items():
+            wanted[check].add(want.verdict)
+    missing = {name: sorted(set(VERDICTS) - seen)
+               for name, seen in wanted.items() if set(VERDICTS) - seen}
     assert not missing, f"checks without a server that must give each verdict: {missing}"
+
+
+def test_manifest_applies_every_check_that_applies():
+    """Every server is held to every check its protocol allows: an echo
+    check left out of an echo server's entry is a verdict nobody asserts."""
+    for s in SERVERS:
+        if "refused" in s:
+            continue
+        options = run_options(s, s["command"])
+        applies = {c.name for c in checks.CHECKS
+                   if options.protocol.echoes or not c.needs_echo}
+        assert set(s["expect"]) == applies, (
+            f"{s['name']}: checks missing {sorted(applies - set(s['expect']))}, "
+            f"not applicable {sorted(set(s['expect']) - applies)}")

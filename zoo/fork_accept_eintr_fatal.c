@@ -5,8 +5,9 @@
  * interrupts it, and the server exits (UNP 5.9, "Handling Interrupted
  * System Calls").
  *
- * Must fail: eintr, and every check in which a session ends before the
- * next connection (the server is gone by then): server-death names it.
+ * Must fail: every check (each one's last session ends while the server
+ * waits in accept()): "server died during <check>: exited with status 1",
+ * with "accept: Interrupted system call" from its stderr.
  * Fix: retry accept() on EINTR (and ECONNABORTED), or install the handler
  * with SA_RESTART.
  */

@@ -12,8 +12,9 @@
  * default kills the process, and with it every other client's session
  * (UNP 5.13, in a server where one process holds them all).
  *
- * Must fail: dead-peer-write, rst-mid-session, slow-consumer (the hog's
- * close resets with unread bytes), server-death.
+ * Must fail: dead-peer-write, rst-mid-session, slow-consumer and
+ * session-ends (their stalled clients close with unread bytes: RSTs), each
+ * "server died during <check>: killed by signal 13 (SIGPIPE)".
  * Fix: signal(SIGPIPE, SIG_IGN) (or MSG_NOSIGNAL on every send) and close
  * the connection on EPIPE.
  */

@@ -556,7 +556,9 @@ def fill_until_stuck(ctx, sock, limit=64 << 20, timeout=10.0, fin_ready=False):
     window allows, as an impatient client does: a relay that keeps reading
     while it cannot write then fills its own pipes too.
     A server that reads everything and sends nothing back (or buffers
-    without bound) is never stuck: `limit` or `timeout` ends the filling."""
+    without bound) is never stuck: `limit` or `timeout` ends the filling.
+    Nor is one that closes or resets the connection (an HTTP server
+    answering bytes that are no request): its session is over."""
     me = sock.getsockname()
     sock.setblocking(False)
     chunk = payload(65536, 7)
@@ -569,6 +571,8 @@ def fill_until_stuck(ctx, sock, limit=64 << 20, timeout=10.0, fin_ready=False):
                 continue
         except BlockingIOError:
             pass  # our send buffer is full: the server's window is closed
+        except ConnectionError:
+            return sent, server_end(ctx, me), False
         if fin_ready:
             try:
                 wait_until(lambda: unacknowledged(sock) == 0, 0.5,
