@@ -141,6 +141,17 @@ def _read_line(fd, timeout, what):
 _MAX_OUTCOME = 1 << 18
 
 
+def _with_admin_path(env):
+    """env with the administrator's directories on its PATH: on a host
+    every command may administer it (nft, tc), and an ordinary user's PATH
+    (Debian's) lacks /usr/sbin and /sbin."""
+    path = env.get("PATH", os.defpath).split(os.pathsep)
+    missing = [d for d in ("/usr/sbin", "/sbin") if d not in path]
+    if not missing:
+        return env
+    return dict(env, PATH=os.pathsep.join(path + missing))
+
+
 def _dumps_with_sockets(obj, fds):
     """pickle.dumps, each socket in obj replaced by its index in fds (a
     list it fills with their descriptors)."""
@@ -330,6 +341,7 @@ class Host:
             raise HostError(f"host {self.name} is closed")
         argv = [str(a) for a in argv]
         name = name or Path(argv[0]).name
+        env = _with_admin_path(os.environ if env is None else env)
         stdout_path = self.workdir / f"{name}.stdout"
         stderr_path = self.workdir / f"{name}.stderr"
         pid_r, pid_w = os.pipe()
