@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -234,13 +235,51 @@ def test_help_and_lists_need_no_root_no_packages_no_build(bare_checkout, argv, s
                                               f"{left_behind(bare_checkout)}{seen(proc)}")
 
 
+# As root: NOBODY's command run in a user namespace (every uid below 65536
+# mapped) whose user.max_user_namespaces is 0, so that nobody's own user
+# namespaces, what faultline makes without root, are refused there.
+USERNS_REFUSED = [sys.executable, "-c", """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+unshared_r, unshared_w = os.pipe()
+mapped_r, mapped_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    if libc.unshare(0x10000000) != 0:
+        sys.exit(f"unshare(CLONE_NEWUSER): {os.strerror(ctypes.get_errno())}")
+    os.write(unshared_w, b"u")
+    os.read(mapped_r, 1)
+    with open("/proc/sys/user/max_user_namespaces", "w") as f:
+        f.write("0")
+    os.execvp(sys.argv[1], sys.argv[1:])
+os.read(unshared_r, 1)
+for name in ("uid_map", "gid_map"):
+    with open(f"/proc/{pid}/{name}", "w") as f:
+        f.write("0 0 65536")
+os.write(mapped_w, b"m")
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""]
+
+
 @pytest.mark.parametrize("argv", [["demo"], ["test"], ["run", "unp-5.9-eintr"],
                                   ["check", "--server-cmd", "socat - -"]], ids=" ".join)
-def test_host_making_command_refuses_an_unprivileged_user_in_one_line(bare_checkout, argv):
-    if not unprivileged() and cli.namespaces_unavailable() is None:
-        pytest.skip("this user is not root and can make namespaces")
-    proc = bare(bare_checkout, *argv)
+def test_host_making_command_refused_user_namespaces_says_so_in_one_line(bare_checkout, argv):
+    why = cli.namespaces_unavailable()
+    if os.geteuid() != 0 and why is None:
+        pytest.skip("needs real root: to refuse user namespaces to a user it maps "
+                    "uids it does not own (this user can make namespaces)")
+    if os.geteuid() != 0:
+        proc = bare(bare_checkout, *argv)
+    else:
+        proc = subprocess.run([*USERNS_REFUSED, *NOBODY, str(bare_checkout / "faultline"),
+                               *argv], cwd="/", capture_output=True, text=True, timeout=30,
+                              env=clean_env(FAULTLINE_BUILD_DIR=bare_checkout / "build",
+                                            FAULTLINE_ARTIFACTS=bare_checkout / "artifacts",
+                                            PYTHONDONTWRITEBYTECODE=1))
     lines = proc.stderr.splitlines()
-    assert proc.returncode == 3 and len(lines) == 1 and "root" in lines[0], seen(proc)
+    assert proc.returncode == 3 and len(lines) == 1, seen(proc)
+    assert ("user.max_user_namespaces=0): allow them with 'sudo sysctl -w "
+            "user.max_user_namespaces=15000', or run as root") in lines[0] or (
+                os.geteuid() != 0 and why in lines[0]), seen(proc)
     assert left_behind(bare_checkout) == [], (f"it built, installed or ran: "
                                               f"{left_behind(bare_checkout)}{seen(proc)}")

@@ -64,8 +64,10 @@ def test_sigkilled_pytest_leaves_no_process_or_namespace(hosts_possible, artifac
     record = artifact_dir / "victim.json"
     env = dict(os.environ, FAULTLINE_VICTIM_RECORD=str(record))
     victim = subprocess.Popen(
+        # --no-build: this session built already, and the checkout may not
+        # be this user's to write in (the suite run as nobody).
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-p", "no:xdist", "--timeout", "60", "--no-header",
+         "-p", "no:xdist", "--timeout", "60", "--no-header", "--no-build",
          str(paths.REPO / "fixtures/selftest/victim_test.py")],
         cwd=paths.REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

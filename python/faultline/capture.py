@@ -67,12 +67,12 @@ class Capture:
     def _send_barrier(self):
         marker = b"faultline-capture-barrier-" + os.urandom(8).hex().encode()
 
-        def send():
-            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
-                raw.bind((self.iface, 0))
-                header = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01"
-                raw.send(header + BARRIER_ETHERTYPE.to_bytes(2, "big") + marker)
-        self.host.in_netns(send)
+        # The socket is the host's; binding names the interface in its
+        # network namespace, whichever namespace this thread is in.
+        with self.host.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
+            raw.bind((self.iface, 0))
+            header = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01"
+            raw.send(header + BARRIER_ETHERTYPE.to_bytes(2, "big") + marker)
         return marker
 
     def stop(self, timeout=5.0):

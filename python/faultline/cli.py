@@ -27,12 +27,8 @@ SIGPIPE_STATUS = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
 
 EXIT_STATUSES = """\
 exit status: 0 all went as expected; 1 a check, test or phenomenon failed
-(or the build did); 2 usage error; 3 it cannot run here (not root: this
-machine cannot make network namespaces)"""
-
-CLONE_NEWNET = 0x40000000
-CLONE_NEWPID = 0x20000000
-
+(or the build did); 2 usage error; 3 it cannot run here (this machine
+cannot make network namespaces: not root, and user namespaces refused)"""
 
 class UsageError(Exception):
     """Bad arguments: one line, exit 2."""
@@ -73,20 +69,11 @@ def checkout_only(command):
 # --- what running commands need ------------------------------------------------
 
 def namespaces_unavailable():
-    """Why this process cannot make the network and PID namespaces a host
-    is made of (None when it can): tried in a throwaway child, the same
-    unshare(2) that flhost makes."""
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    pid = os.fork()
-    if pid == 0:
-        failed = libc.unshare(CLONE_NEWNET | CLONE_NEWPID) != 0
-        os._exit(ctypes.get_errno() & 0xFF if failed else 0)
-    _, status = os.waitpid(pid, 0)
-    errno = os.waitstatus_to_exitcode(status)
-    if errno == 0:
-        return None
-    return f"unshare(CLONE_NEWNET|CLONE_NEWPID): {os.strerror(errno)}"
+    """Why this process cannot make hosts (None when it can): as root, the
+    network and PID namespaces; as anyone else, a user namespace first
+    (host.unavailable, which says which sysctl allows it)."""
+    from .host import unavailable
+    return unavailable()
 
 
 def prepare(command, hosts):
@@ -96,8 +83,7 @@ def prepare(command, hosts):
         why = namespaces_unavailable()
         if why:
             raise Refused(f"faultline {command}: makes network namespaces and cannot "
-                          f"here ({why}): run it as root, or with sudo",
-                          NO_NAMESPACES)
+                          f"here: {why}", NO_NAMESPACES)
     build.install_deps()
     build.ensure_built()
 
@@ -293,8 +279,9 @@ def make_parser():
     top = Parser(prog="faultline", epilog=EXIT_STATUSES,
                  description="Test concurrent TCP servers under faults, each test on "
                              "its own throwaway host (network and PID namespaces). "
-                             "demo, test, check and run make hosts: run them as root "
-                             "(or with sudo); they install missing packages "
+                             "demo, test, check and run make hosts: as root, or "
+                             "without where the kernel allows user namespaces; "
+                             "they install missing packages "
                              "(ci/install-deps) and build first.")
     top.add_argument("--version", action="version", version=f"faultline {version()}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,

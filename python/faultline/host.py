@@ -11,12 +11,26 @@ last process. Nothing is ever mounted under /run/netns.
 The host's init also mounts a /proc of the host's own, in a mount namespace
 only it is in: looking at a host's processes (processes()) reads that, and
 costs what the host holds, not what the machine runs.
+
+Without root the keeper first makes a user namespace in which the caller is
+root (flhost.c says how), and everything on the host runs as that root. This
+process, outside it, can no longer join the host's network namespace from a
+thread (setns(2) wants CAP_SYS_ADMIN over the namespace's owner, and a
+thread cannot join a user namespace). A socket keeps its network namespace
+for life, though: socket() then asks the keeper, which is in the host, to
+make one and pass it back (SCM_RIGHTS, about as fast as the thread); and
+in_netns() runs its function in a forked child that joins the host, and
+hands back the result, sockets included (a fork: milliseconds).
+unavailable() says, in one line, why hosts cannot be made here.
 """
 
 import ctypes
 import os
+import pickle
 import select
+import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -26,6 +40,9 @@ from . import paths, procs
 from .waiting import WaitTimeout, wait_until
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWUSER = 0x10000000
+PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -35,6 +52,73 @@ class HostError(RuntimeError):
 
 class HostUnavailable(HostError):
     """The machine cannot make hosts here (no privilege): tests skip."""
+
+
+def _unshare(flags, what):
+    if _libc.unshare(flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare({what}): {os.strerror(err)}")
+
+
+def _sysctl(name):
+    try:
+        return Path("/proc/sys", *name.split(".")).read_text().strip()
+    except OSError:
+        return None
+
+
+def _userns_advice():
+    """What keeps unprivileged user namespaces off here, and the sysctl
+    that allows them."""
+    for name, off, on in (("kernel.apparmor_restrict_unprivileged_userns", "1", "0"),
+                          ("user.max_user_namespaces", "0", "15000"),
+                          ("kernel.unprivileged_userns_clone", "0", "1")):
+        if _sysctl(name) == off:
+            return (f"this kernel refuses user namespaces to users ({name}={off}): "
+                    f"allow them with 'sudo sysctl -w {name}={on}', or run as root")
+    return "this kernel refuses user namespaces to users: run as root"
+
+
+def _try_host_namespaces(report):
+    """In a throwaway child: make the namespaces flhost makes; write what
+    failed ("call: strerror") to the report descriptor."""
+    try:
+        if os.geteuid() != 0:
+            uid, gid = os.geteuid(), os.getegid()
+            _unshare(CLONE_NEWUSER, "CLONE_NEWUSER")
+            for name, text in (("uid_map", f"0 {uid} 1"), ("setgroups", "deny"),
+                               ("gid_map", f"0 {gid} 1")):
+                try:
+                    Path("/proc/self", name).write_text(text + "\n")
+                except OSError as e:
+                    raise OSError(e.errno, f"write /proc/self/{name}: "
+                                           f"{os.strerror(e.errno)}") from None
+        _unshare(CLONE_NEWNET | CLONE_NEWPID, "CLONE_NEWNET|CLONE_NEWPID")
+    except OSError as e:
+        os.write(report, e.strerror.encode())
+
+
+def unavailable():
+    """Why this process cannot make hosts (None when it can): one line
+    with the way out. Tried in a throwaway child, so it works before any
+    build and whatever threads this process runs."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            _try_host_namespaces(w)
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as report:
+        failed = report.read().decode(errors="replace")
+    os.waitpid(pid, 0)
+    if not failed:
+        return None
+    if os.geteuid() == 0:
+        return f"{failed}: this machine cannot make network and PID namespaces"
+    return f"not root, and {failed}: {_userns_advice()}"
 
 
 def _read_line(fd, timeout, what):
@@ -52,6 +136,50 @@ def _read_line(fd, timeout, what):
                 break
             data += chunk
     return data.decode(errors="replace")
+
+
+_MAX_OUTCOME = 1 << 18
+
+
+def _with_admin_path(env):
+    """env with the administrator's directories on its PATH: on a host
+    every command may administer it (nft, tc), and an ordinary user's PATH
+    (Debian's) lacks /usr/sbin and /sbin."""
+    path = env.get("PATH", os.defpath).split(os.pathsep)
+    missing = [d for d in ("/usr/sbin", "/sbin") if d not in path]
+    if not missing:
+        return env
+    return dict(env, PATH=os.pathsep.join(path + missing))
+
+
+def _dumps_with_sockets(obj, fds):
+    """pickle.dumps, each socket in obj replaced by its index in fds (a
+    list it fills with their descriptors)."""
+    import io
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, o):
+            if isinstance(o, socket.socket):
+                fds.append(o.fileno())
+                return ("socket", len(fds) - 1, o.gettimeout())
+            return None
+
+    out = io.BytesIO()
+    Pickler(out).dump(obj)
+    return out.getvalue()
+
+
+def _loads_with_sockets(data, fds):
+    import io
+
+    class Unpickler(pickle.Unpickler):
+        def persistent_load(self, pid):
+            _, index, timeout = pid
+            sock = socket.socket(fileno=fds[index])
+            sock.settimeout(timeout)
+            return sock
+
+    return Unpickler(io.BytesIO(data)).load()
 
 
 class Proc:
@@ -132,7 +260,9 @@ class Proc:
 class Host:
     """An isolated host. Use as a context manager, or call close()."""
 
-    def __init__(self, name, workdir):
+    def __init__(self, name, workdir, user_of=None):
+        """user_of: a host whose user namespace this one joins, when hosts
+        have their own (without root); hosts that share a link must."""
         self.name = name
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -142,23 +272,30 @@ class Host:
         self.proc_error = None
         self.closed = False
         flhost = paths.binary("flhost")
+        joins = [str(user_of.outer_pid)] if user_of is not None and os.geteuid() else []
+        # The keeper's stdin: closed, the host ends; asked, it makes sockets.
+        self._control, keepers_end = socket.socketpair(socket.AF_UNIX,
+                                                       socket.SOCK_SEQPACKET)
+        self._control_lock = threading.Lock()
         try:
             self._keeper = subprocess.Popen(
-                [str(flhost), "keep", str(os.getpid())],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                [str(flhost), "keep", str(os.getpid()), *joins],
+                stdin=keepers_end.fileno(), stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE)
         except FileNotFoundError:
+            self._control.close()
             raise HostError(f"{flhost} is missing: build first (meson compile -C "
                             f"{paths.BUILD_DIR})") from None
+        finally:
+            keepers_end.close()
         line = _read_line(self._keeper.stdout.fileno(), 5.0,
                           f"host {name} to come up ({flhost} keep)")
         if not line.startswith("ready "):
             err = self._keeper.stderr.read().decode(errors="replace").strip()
             self._keeper.wait()
+            self._control.close()
             if "Operation not permitted" in err:
-                raise HostUnavailable(
-                    f"cannot create network/PID namespaces: {err} "
-                    "(run as root, or with CAP_SYS_ADMIN)")
+                raise HostUnavailable(unavailable() or f"cannot make a host: {err}")
             raise HostError(f"host {name} failed to start: {err or line!r}")
         # "ready OUTER INIT", and " noproc CALL: strerror" when the init
         # could not mount the host's /proc (looks then scan the machine).
@@ -167,6 +304,10 @@ class Host:
         self.init_pid = int(fields[2])
         self.proc_error = fields[3].partition(" ")[2].strip() if len(fields) > 3 else None
         self._netns_inode = os.stat(f"/proc/{self.outer_pid}/ns/net").st_ino
+        # Whether a thread of ours may join the host's network namespace:
+        # only when the host has no user namespace of its own (root).
+        self.own_user_namespace = (os.stat(f"/proc/{self.outer_pid}/ns/user").st_ino
+                                   != os.stat("/proc/self/ns/user").st_ino)
         procs.register_host(self._netns_inode, self.init_pid)
 
     def __enter__(self):
@@ -200,6 +341,7 @@ class Host:
             raise HostError(f"host {self.name} is closed")
         argv = [str(a) for a in argv]
         name = name or Path(argv[0]).name
+        env = _with_admin_path(os.environ if env is None else env)
         stdout_path = self.workdir / f"{name}.stdout"
         stderr_path = self.workdir / f"{name}.stderr"
         pid_r, pid_w = os.pipe()
@@ -234,22 +376,20 @@ class Host:
         return code, proc.stdout(), proc.stderr()
 
     def in_netns(self, fn, *args):
-        """Call fn(*args) in a thread that has joined this host's network
-        namespace, and return its result. Sockets created there stay in the
-        host's stack after the thread ends: that is how Python-side clients
-        and churn loops talk to servers on the host."""
+        """Call fn(*args) in this host's network namespace and return its
+        result. Sockets created there stay in the host's stack afterwards:
+        that is how Python-side clients and churn loops talk to servers on
+        the host. As root fn runs in a thread of this process; without root
+        in a forked child (see the top of this file): its result, and what
+        it raises, come back pickled, sockets as sockets, but what it does
+        to this process's objects stays in the child."""
+        if self.own_user_namespace:
+            return self._in_netns_forked(fn, args)
         box = {}
 
         def target():
             try:
-                fd = os.open(f"/proc/{self.outer_pid}/ns/net", os.O_RDONLY)
-                try:
-                    if _libc.setns(fd, CLONE_NEWNET) != 0:
-                        err = ctypes.get_errno()
-                        raise OSError(err, f"setns(net of host {self.name}): "
-                                           f"{os.strerror(err)}")
-                finally:
-                    os.close(fd)
+                self._join("net", CLONE_NEWNET)
                 box["value"] = fn(*args)
             except BaseException as e:  # re-raised in the caller's thread
                 box["error"] = e
@@ -261,9 +401,84 @@ class Host:
             raise box["error"]
         return box["value"]
 
-    def socket(self, family=socket.AF_INET, type=socket.SOCK_STREAM):
+    def _join(self, kind, nstype):
+        """This thread into the host's namespace of that kind."""
+        fd = os.open(f"/proc/{self.outer_pid}/ns/{kind}", os.O_RDONLY)
+        try:
+            if _libc.setns(fd, nstype) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"setns({kind} of host {self.name}): "
+                                   f"{os.strerror(err)}")
+        finally:
+            os.close(fd)
+
+    def _in_netns_forked(self, fn, args):
+        """in_netns() for a host with its own user namespace: a forked child
+        (single-threaded, so it may join a user namespace) joins the host's
+        user and network namespaces, calls fn, and sends back the pickled
+        outcome in one SOCK_SEQPACKET message, the descriptors of the
+        sockets in it attached."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                ours.close()
+                _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                try:
+                    self._join("user", CLONE_NEWUSER)
+                    self._join("net", CLONE_NEWNET)
+                    outcome = ("value", fn(*args))
+                except BaseException as e:
+                    outcome = ("error", e)
+                fds = []
+                try:
+                    data = _dumps_with_sockets(outcome, fds)
+                except Exception as e:
+                    fds = []
+                    data = _dumps_with_sockets(("error", HostError(
+                        f"in_netns({getattr(fn, '__name__', fn)!r}) on host "
+                        f"{self.name}: its outcome does not pickle: {e}")), fds)
+                socket.send_fds(theirs, [data], fds)
+                status = 0
+            finally:
+                os._exit(status)
+        theirs.close()
+        try:
+            data, fds, flags, _ = socket.recv_fds(ours, _MAX_OUTCOME, 64)
+        finally:
+            ours.close()
+            os.waitpid(pid, 0)
+        if not data:
+            raise HostError(f"in_netns on host {self.name}: the child ({pid}) "
+                            "died before handing back fn's outcome")
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            for fd in fds:
+                os.close(fd)
+            raise HostError(f"in_netns on host {self.name}: fn's outcome is over "
+                            f"{_MAX_OUTCOME} bytes or {64} sockets")
+        kind, value = _loads_with_sockets(data, fds)
+        if kind == "error":
+            raise value
+        return value
+
+    def socket(self, family=socket.AF_INET, type=socket.SOCK_STREAM, proto=0):
         """A socket in this host's network stack."""
-        return self.in_netns(socket.socket, family, type)
+        if not self.own_user_namespace:
+            return self.in_netns(socket.socket, family, type, proto)
+        if self.closed:
+            raise HostError(f"host {self.name} is closed")
+        with self._control_lock:
+            self._control.send(struct.pack("3i", family, type, proto))
+            data, fds, _, _ = socket.recv_fds(self._control, 4, 1)
+        if len(data) != 4:
+            raise HostError(f"host {self.name}: its keeper ({self.outer_pid}) did not "
+                            f"answer a request for a socket")
+        err = struct.unpack("i", data)[0]
+        if err:
+            raise OSError(err, f"socket({family!r}, {type!r}, {proto}) on host "
+                               f"{self.name}: {os.strerror(err)}")
+        return socket.socket(fileno=fds[0])
 
     def connect(self, port, addr="127.0.0.1", timeout=5.0):
         sock = self.socket()
@@ -278,8 +493,7 @@ class Host:
         self.closed = True
         if self._keeper is not None:
             procs.forget_host(self._netns_inode)
-            if self._keeper.stdin:
-                self._keeper.stdin.close()  # the keeper's cue to kill init
+            self._control.close()  # the keeper's cue to kill init
             try:
                 self._keeper.wait(10)
             except subprocess.TimeoutExpired:

@@ -8,7 +8,9 @@ created from inside the client host, its peer end moved straight into the
 server host's namespace (named by /proc/<keeper>/ns/net: `ip` runs inside
 the client's PID namespace, where the server's keeper pid means nothing,
 but /proc is the machine's). A veth pair dies with its namespaces, and
-they die with their hosts: closing leaves no interface behind.
+they die with their hosts: closing leaves no interface behind. Without
+root both hosts are in one user namespace: moving the peer end into the
+server's namespace takes CAP_NET_ADMIN over both.
 
     with TwoHosts(artifact_dir) as net:
         server = Echod(net.server).start()
@@ -49,7 +51,7 @@ class TwoHosts:
     def start(self):
         try:
             self.client = Host("client", self.workdir / "client")
-            self.server = Host("server", self.workdir / "server")
+            self.server = Host("server", self.workdir / "server", user_of=self.client)
             peer_ns = f"/proc/{self.server.outer_pid}/ns/net"
             self._batch(self.client, [
                 f"link add {self.client_iface} type veth peer name "

@@ -1,11 +1,17 @@
 /*
  * flhost: the harness's isolated hosts, in the kernel's terms.
  *
- *   flhost keep PARENT_PID
- *       Make a host: new network and PID namespaces, loopback up. Prints
+ *   flhost keep PARENT_PID [USERNS_PID]
+ *       Make a host: new network and PID namespaces, loopback up (and, when
+ *       not run as root, a user namespace first: see below). Prints
  *       "ready OUTER_PID INIT_PID" on stdout, then waits for end of file on
  *       stdin (the harness closing the host) and exits, taking the host
- *       with it. When the host's init could not mount its own /proc (see
+ *       with it. When stdin is a SOCK_SEQPACKET unix socket, each message
+ *       of three native ints (family, type, protocol) on it is answered
+ *       with one int, 0 or the errno of socket(2), and the socket made in
+ *       the host attached (SCM_RIGHTS): a socket stays in the network
+ *       namespace it was made in, so the harness gets clients on the host
+ *       without joining it, which it cannot do without root. When the host's init could not mount its own /proc (see
  *       mount_host_proc), the line goes on with " noproc CALL: strerror".
  *   flhost exec OUTER_PID PIDFD -- COMMAND [ARG...]
  *       Run COMMAND inside that host. Writes the command's pid (as this
@@ -19,6 +25,18 @@
  * guarantees that no server, child, client or tcpdump outlives the harness,
  * even when the harness itself is killed with SIGKILL.
  *
+ * Without root (euid != 0), the keeper first makes a user namespace that
+ * maps the caller's uid and gid to themselves, or joins the one USERNS_PID
+ * is in (two hosts joined by a veth pair must share one: moving an
+ * interface into a namespace needs CAP_NET_ADMIN over both). The network,
+ * PID and mount namespaces are then that user namespace's, and `flhost
+ * exec` joins it before the others and runs commands as the caller with
+ * every capability over the host (ambient capabilities). Not as the user
+ * namespace's uid 0: an unprivileged user namespace must deny setgroups(2),
+ * and a root that cannot set its groups cannot drop privileges either
+ * (tcpdump -Z root fails in initgroups). As root, no user namespace is
+ * made: hosts are exactly what they were.
+ *
  * Why the init mounts a /proc of its own: the harness inspects a host's
  * processes, and the machine's /proc lists every process of the machine.
  * A procfs mounted from inside the PID namespace lists the host's
@@ -29,6 +47,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -40,13 +59,15 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "die.h"
 
 static const char usage_text[] =
-    "usage: flhost keep PARENT_PID\n"
+    "usage: flhost keep PARENT_PID [USERNS_PID]\n"
     "       flhost exec OUTER_PID PIDFD -- COMMAND [ARG...]\n";
 
 static pid_t parse_pid(const char *text, const char *what)
@@ -144,14 +165,104 @@ static noreturn void run_init(int report)
     }
 }
 
-static int keep(pid_t parent)
+static void write_file(const char *path, const char *text)
 {
-    char byte, procfs[160];
-    int report[2];
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        die_errno("open", path);
+    if (write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+        die_errno("write", path);
+    close(fd);
+}
+
+/* A user namespace in which the caller keeps its uid and gid, the only
+ * ones mapped, and has every capability. setgroups must be denied before
+ * an unprivileged process may write its gid_map. */
+static void enter_new_user_namespace(void)
+{
+    char map[64];
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+
+    if (unshare(CLONE_NEWUSER) < 0)
+        die_errno("unshare", "CLONE_NEWUSER");
+    snprintf(map, sizeof map, "%lu %lu 1\n", (unsigned long)uid, (unsigned long)uid);
+    write_file("/proc/self/uid_map", map);
+    write_file("/proc/self/setgroups", "deny\n");
+    snprintf(map, sizeof map, "%lu %lu 1\n", (unsigned long)gid, (unsigned long)gid);
+    write_file("/proc/self/gid_map", map);
+}
+
+/* Joining a user namespace gives every capability in it, and execve(2)
+ * by a uid other than 0 would drop them: made ambient, they are kept. */
+static void keep_capabilities_across_exec(void)
+{
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    int cap;
+
+    if (syscall(SYS_capget, &header, data) < 0)
+        die_errno("capget", NULL);
+    for (size_t i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+        data[i].inheritable = data[i].permitted;
+    if (syscall(SYS_capset, &header, data) < 0)
+        die_errno("capset", "inheritable");
+    /* Up to the kernel's last capability, whatever this header knew. */
+    for (cap = 0; prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) == 0; cap++)
+        ;
+    if (errno != EINVAL || cap == 0)
+        die_errno("prctl", "PR_CAP_AMBIENT_RAISE");
+}
+
+/* One request of the socket service (see the top of this file). A failed
+ * reply is the harness's to notice (it reads an end of file). */
+static void serve_socket(const int request[3])
+{
+    char control[CMSG_SPACE(sizeof(int))];
+    struct msghdr msg;
+    struct cmsghdr *cmsg;
+    struct iovec iov;
+    int reply, fd;
+
+    fd = socket(request[0], request[1] | SOCK_CLOEXEC, request[2]);
+    reply = fd < 0 ? errno : 0;
+    memset(&msg, 0, sizeof msg);
+    iov.iov_base = &reply;
+    iov.iov_len = sizeof reply;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (fd >= 0) {
+        memset(control, 0, sizeof control);
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
+    }
+    while (sendmsg(STDIN_FILENO, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+    if (fd >= 0)
+        close(fd);
+}
+
+static void enter_namespace(pid_t outer, const char *which, int nstype);
+static int same_namespace(pid_t outer, const char *which);
+
+static int keep(pid_t parent, pid_t userns_of)
+{
+    char procfs[160];
+    int report[2], request[3];
     pid_t init;
     ssize_t r;
 
     die_with_parent(parent);
+    if (userns_of > 0 && !same_namespace(userns_of, "user"))
+        enter_namespace(userns_of, "user", CLONE_NEWUSER);
+    else if (geteuid() != 0)
+        enter_new_user_namespace();
     if (unshare(CLONE_NEWNET | CLONE_NEWPID) < 0)
         die_errno("unshare", "CLONE_NEWNET|CLONE_NEWPID");
     loopback_up();
@@ -183,10 +294,16 @@ static int keep(pid_t parent)
     if (fflush(stdout) == EOF)
         die_errno("fflush", "stdout");
 
-    /* The harness holds our stdin open for the host's lifetime. */
-    do
-        r = read(STDIN_FILENO, &byte, 1);
-    while (r > 0 || (r < 0 && errno == EINTR));
+    /* The harness holds our stdin open for the host's lifetime. On a
+     * SOCK_SEQPACKET socket one read() is one message: a request for a
+     * socket; anything else is ignored. */
+    for (;;) {
+        r = read(STDIN_FILENO, request, sizeof request);
+        if (r == (ssize_t)sizeof request)
+            serve_socket(request);
+        else if (r == 0 || (r < 0 && errno != EINTR))
+            break;
+    }
 
     kill(init, SIGKILL);
     while (waitpid(init, NULL, 0) < 0 && errno == EINTR)
@@ -206,6 +323,23 @@ static void enter_namespace(pid_t outer, const char *which, int nstype)
     if (setns(fd, nstype) < 0)
         die_errno("setns", path);
     close(fd);
+}
+
+/* Whether the host's namespace of this kind is ours already: setns()
+ * into one's own user namespace fails (EINVAL), and a root host has none
+ * of its own. */
+static int same_namespace(pid_t outer, const char *which)
+{
+    char path[64];
+    struct stat theirs, ours;
+
+    snprintf(path, sizeof path, "/proc/%ld/ns/%s", (long)outer, which);
+    if (stat(path, &theirs) < 0)
+        die_errno("stat", path);
+    snprintf(path, sizeof path, "/proc/self/ns/%s", which);
+    if (stat(path, &ours) < 0)
+        die_errno("stat", path);
+    return theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev;
 }
 
 /* Leave this process the way the command died, so the harness sees the
@@ -237,6 +371,10 @@ static int exec_in(pid_t outer, int pidfd, char **argv)
     ssize_t r;
 
     die_with_parent(0);
+    if (!same_namespace(outer, "user")) {
+        enter_namespace(outer, "user", CLONE_NEWUSER);
+        keep_capabilities_across_exec();
+    }
     enter_namespace(outer, "net", CLONE_NEWNET);
     enter_namespace(outer, "pid_for_children", CLONE_NEWPID);
 
@@ -283,7 +421,9 @@ int main(int argc, char **argv)
 {
     set_progname(argv[0]);
     if (argc == 3 && strcmp(argv[1], "keep") == 0)
-        return keep(parse_pid(argv[2], "keep"));
+        return keep(parse_pid(argv[2], "keep"), 0);
+    if (argc == 4 && strcmp(argv[1], "keep") == 0)
+        return keep(parse_pid(argv[2], "keep"), parse_pid(argv[3], "USERNS_PID"));
     if (argc >= 6 && strcmp(argv[1], "exec") == 0 && strcmp(argv[4], "--") == 0) {
         pid_t outer = parse_pid(argv[2], "exec");
         int pidfd = (int)parse_pid(argv[3], "PIDFD");
@@ -293,5 +433,5 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
-    die_usage("expected 'keep PARENT_PID' or 'exec OUTER_PID PIDFD -- COMMAND...'");
+    die_usage("expected 'keep PARENT_PID [USERNS_PID]' or 'exec OUTER_PID PIDFD -- COMMAND...'");
 }
