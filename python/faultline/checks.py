@@ -1081,7 +1081,12 @@ def eintr(ctx):
         return failed
     close_all(socks)
     exited = watch(ctx, kids, exited_all, time.monotonic() + window)
-    how = died(ctx, f"while {len(kids)} children exited during its accept wait")
+
+    def died_of_it():
+        # The SIGCHLD that kills a server lands after the child's exit,
+        # so a death can surface at any later step: name it wherever it does.
+        return died(ctx, f"while {len(kids)} children exited during its accept wait")
+    how = died_of_it()
     if how:
         return how
     if not exited:
@@ -1094,7 +1099,7 @@ def eintr(ctx):
             "no child processes (nothing exited during its wait)")
     problem = probe(ctx)
     if problem:
-        return Verdict(False, f"after {what}, {problem}", evidence_now(ctx))
+        return died_of_it() or Verdict(False, f"after {what}, {problem}", evidence_now(ctx))
     return Verdict(True, f"{what}; still serving")
 
 
