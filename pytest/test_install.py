@@ -210,3 +210,31 @@ def test_debian_changelog_names_the_project_version():
     found = re.match(r"faultline \(([^)]+)\)", first)
     assert found and found.group(1) == paths.version(), (
         f"debian/changelog opens with {first!r}; meson.build says {paths.version()}")
+
+
+def pytest_in(project, installed, *args):
+    """The user's pytest (Debian's) in PROJECT, seeing the installed package
+    only as the installed tree puts it on the path."""
+    return run(["/usr/bin/python3", "-m", "pytest", "-p", "no:cacheprovider", *args],
+               cwd=project, env=user_env(PYTHONPATH=str(installed.python)))
+
+
+@pytest.mark.parametrize("conftest, loaded", [
+    ("", True),
+    ('pytest_plugins = ["faultline.plugin"]\n', True),
+    ("", False),
+], ids=["entry-point-alone", "entry-point-and-conftest-line", "entry-point-disabled"])
+def test_the_installed_plugin_loads_by_its_entry_point(installed, tmp_path, conftest,
+                                                       loaded):
+    """No -p and no conftest line: the dist-info's pytest11 entry point
+    brings the fixtures. A conftest that names the plugin as well must not
+    load it twice; `-p no:faultline.plugin` must leave it out (so the
+    fixtures seen are the entry point's doing)."""
+    (tmp_path / "conftest.py").write_text(conftest)
+    (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    proc = pytest_in(tmp_path, installed, "--fixtures",
+                     *([] if loaded else ["-p", "no:faultline.plugin"]))
+    assert proc.returncode == 0, seen(proc)
+    listed = re.findall(r"^(faultline_server|faultline_check|host)\b", proc.stdout, re.M)
+    assert sorted(listed) == (["faultline_check", "faultline_server", "host"]
+                              if loaded else []), seen(proc)
