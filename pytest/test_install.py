@@ -238,3 +238,16 @@ def test_the_installed_plugin_loads_by_its_entry_point(installed, tmp_path, conf
     listed = re.findall(r"^(faultline_server|faultline_check|host)\b", proc.stdout, re.M)
     assert sorted(listed) == (["faultline_check", "faultline_server", "host"]
                               if loaded else []), seen(proc)
+
+
+def test_the_checkouts_suite_refuses_an_installed_faultline_ahead_of_it(installed):
+    """With an installed faultline first on the path, its entry point would
+    load the installed plugin before pytest.ini points at the checkout, and
+    the suite would test the wrong copy: one line says so instead."""
+    proc = run(["/usr/bin/python3", "-m", "pytest", "-p", "no:cacheprovider", "--co",
+                "-q", "--no-build", "pytest/test_docs.py"], cwd=paths.REPO,
+               env=user_env(PYTHONPATH=str(installed.python)))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 4 and len(lines) == 1, seen(proc)
+    assert f"imported the installed faultline ({installed.python / 'faultline'})" \
+        in lines[0], seen(proc)
