@@ -3,9 +3,11 @@ behind, whatever happens to the test or to pytest itself."""
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -83,6 +85,69 @@ def test_sigkilled_pytest_leaves_no_process_or_namespace(hosts_possible, artifac
                + f"\nvictim output:\n{output}")
     wait_until(lambda: not netns_holders(seen["netns"]), 5.0,
                "the killed pytest's network namespace to be released")
+
+
+def with_token(prefix):
+    """{pid: token} of the live processes whose environment holds
+    FAULTLINE_LEAK_TOKEN=PREFIX..."""
+    marker = f"FAULTLINE_LEAK_TOKEN={prefix}".encode()
+    found = {}
+    for pid in (int(d) for d in os.listdir("/proc") if d.isdigit()):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                for var in f.read().split(b"\0"):
+                    if var.startswith(marker):
+                        found[pid] = var.split(b"=", 1)[1].decode()
+        except OSError:  # gone, or not ours to read
+            pass
+    return {pid: t for pid, t in found.items() if pid in alive([pid])}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_harness_killed_at_any_instant_leaves_nothing(hosts_possible, artifact_dir):
+    """SIGKILL the harness at 200 random instants of a host's life (the
+    host made, a capture, echod, a served connection, all torn down): no
+    process it started may outlive it (their namespaces go with them)."""
+    kills, seed = 200, int.from_bytes(os.urandom(4), "little")
+    rng = random.Random(seed)
+    prefix = f"{os.getpid()}-{seed}-"
+    zygote = subprocess.Popen(
+        [sys.executable, str(paths.REPO / "fixtures/selftest/harness_zygote.py"),
+         str(artifact_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, bufsize=1,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+
+    def life(token, kill_after=None):
+        """One harness's life, killed KILL_AFTER seconds in; its exit status."""
+        zygote.stdin.write(f"go {prefix}{token}\n")
+        harness = int(zygote.stdout.readline())
+        started = time.monotonic()
+        if kill_after is not None:
+            time.sleep(kill_after)  # the random instant itself, not a wait for state
+            os.kill(harness, signal.SIGKILL)
+        zygote.stdin.write("reap\n")
+        status = int(zygote.stdout.readline().split()[2])
+        return status, time.monotonic() - started
+
+    try:
+        # How long a whole life takes here and now: the kills spread over it.
+        whole = sorted(life(f"whole{n}")[1] for n in range(3))[1]
+        statuses = [life(n, rng.uniform(0.0, whole))[0] for n in range(kills)]
+    finally:
+        zygote.stdin.close()
+        zygote.wait(timeout=30)
+    raised = zygote.stderr.read()
+    killed = statuses.count(-signal.SIGKILL)
+    assert not raised and set(statuses) <= {0, -signal.SIGKILL}, (
+        f"a harness ended other than by the kill or its end (seed {seed}): "
+        f"{sorted(set(statuses))}\n{raised[-2000:]}")
+    assert killed >= kills // 2, (f"only {killed} of {kills} kills landed before the "
+                                  f"harness's end ({whole:.3f} s a life; seed {seed})")
+    wait_until(lambda: not with_token(prefix), 10.0,
+               f"every process of {killed} killed harnesses to die (seed {seed})",
+               seen=lambda: procs.ps_table(map(procs.info, with_token(prefix)))
+               + f"\ntokens: {sorted(set(with_token(prefix).values()))[:10]}")
 
 
 def test_hosts_are_isolated_network_stacks(hosts_possible, artifact_dir):
