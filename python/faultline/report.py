@@ -25,6 +25,7 @@ drawn only for the checks that failed.
 """
 
 import json
+import re
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
@@ -39,8 +40,8 @@ LADDER_ROWS = svg.MAX_ROWS
 CHECK_ORDER = {"FAIL": 0, "ERROR": 1, "pass": 2, "skip": 3}
 
 STYLE = """
-body { font-family: DejaVu Sans, Verdana, sans-serif; margin: 1.5em; color: #2e3436;
-       max-width: 1400px; }
+body { font-family: DejaVu Sans, Verdana, sans-serif; margin: 1.5em; color: #2e3436; }
+p, pre, table, details { max-width: 1400px; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.25em; margin-top: 2em; }
 h3 { font-size: 1.05em; }
 pre { background: #f6f6f4; border: 1px solid #d3d7cf; padding: .6em; overflow-x: auto;
@@ -166,12 +167,24 @@ def picture_of(folder):
         return None, f"no ladder: {e}"
 
 
+def snapshot_label(line):
+    """'--- after step 2 type at 1796613931.281664' as 'after step 2 type at
+    05:25:31.281 UTC' (the ladders' clock, read by a person)."""
+    from datetime import datetime, timezone
+    label = line.strip("- ") or "snapshot"
+    found = re.search(r" at (\d+\.\d+)$", label)
+    if found:
+        when = datetime.fromtimestamp(float(found.group(1)), timezone.utc)
+        label = label[:found.start()] + f" at {when:%H:%M:%S}.{when.microsecond // 1000:03d} UTC"
+    return label
+
+
 def snapshot_blocks(path):
     """snapshots.txt as (label, lines) per snapshot."""
     blocks = []
     for line in Path(path).read_text(errors="replace").splitlines():
         if line.startswith("--- ") or not blocks:
-            blocks.append((line.strip("- ") or "snapshot", []))
+            blocks.append((snapshot_label(line), []))
         else:
             blocks[-1][1].append(line)
     return blocks
