@@ -122,6 +122,27 @@ def test_scenario_verdict_heads_the_page(tmp_path):
         head
 
 
+def test_demo_page_lists_each_run_with_its_ladder_and_writes_theirs(tmp_path):
+    """The demo's folder: a folder per scenario with its result.json. Its
+    page has a verdict, a link and the first ladder of each; each scenario
+    gets its own page too."""
+    root = tmp_path / "demo"
+    for folder, passed in ((PREMATURE, True), (LOST_SIGCHLD, False)):
+        run = shutil.copytree(folder, root / folder.name)
+        (run / "result.json").write_text(json.dumps({
+            "scenario": folder.name, "title": folder.name, "passed": passed,
+            "verdict": f"{folder.name} showed", "failures": [f"{folder.name} did not"]}))
+    document = report.write(root).read_text()
+    sections = re.findall(r'<section class="run" id="run-([\w.-]+)">(.*?)</section>',
+                          document, re.S)
+    assert [name for name, _ in sections] == [LOST_SIGCHLD.name, PREMATURE.name], sections
+    for name, section in sections:
+        assert f'href="{name}/report.html"' in section and drawn(section)[0] == 1, section
+        assert (root / name / "report.html").is_file()
+    assert 'class="status FAIL"' in sections[0][1] and "did not" in sections[0][1]
+    assert 'class="status PASS"' in sections[1][1] and "showed" in sections[1][1]
+
+
 def check_run(tmp_path):
     """A check run's folder as checkrun leaves it: a pass, and a FAIL whose
     folder holds the 5.12 capture."""
@@ -238,3 +259,18 @@ def test_faultline_run_writes_a_report_with_the_premature_story(hosts_possible, 
         'data-kind="data" data-sender="client"', document.index(
             'data-kind="fin" data-sender="server"')) < document.index('data-kind="rst"'), \
         said.group(1)
+
+
+def test_docs_hold_a_screenshot_of_every_seed_experiment():
+    """docs/screenshots/NAME.png for each scenario file with a [demo] table,
+    none for a file that is gone, none blank: regenerate them with
+    docs/screenshots/regenerate.py."""
+    from faultline import demo
+    folder = paths.REPO / "docs" / "screenshots"
+    want = {path.stem for path, _ in demo.demo_scenarios()}
+    have = {png.stem for png in folder.glob("*.png")}
+    assert have == want, (f"missing {sorted(want - have)}, stale {sorted(have - want)}: "
+                          f"sudo /usr/bin/python3 docs/screenshots/regenerate.py")
+    assert [png.name for png in sorted(folder.glob("*.png")) if blank(png)] == []
+    readme = (paths.REPO / "README.md").read_text()
+    assert "](docs/screenshots/unp-5.12-premature-block.png)" in readme
