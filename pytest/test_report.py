@@ -196,13 +196,47 @@ def test_report_command_writes_and_refuses_in_one_line(tmp_path):
         assert not (bad / "report.html").exists()
 
 
+@pytest.mark.parametrize("reap, fails", [("none", True), ("waitpid", False)])
+def test_a_failed_checks_terminal_evidence_ends_with_a_bounded_ladder(faultline_check,
+                                                                    reap, fails):
+    """echod without a reaper fails zombies: its evidence, as the terminal
+    shows it, carries the text ladder of a connection of the capture, and
+    stays within a screenful. With the waitpid loop it passes: no evidence,
+    no ladder."""
+    from faultline.echod import Echod
+    from faultline.evidence import SCREEN_LINES
+    verdict = faultline_check("zombies", lambda h: Echod(h, reap=reap))
+    shown = f"{verdict.status} {verdict.summary}\n{verdict.evidence}\n{verdict.notes}"
+    assert verdict.status == ("FAIL" if fails else "pass"), shown
+    said = str(verdict.evidence)
+    ladder = re.search(r"^ladder of connection \d+ of (\d+)", said, re.M)
+    if not fails:
+        assert ladder is None, shown
+        return
+    assert ladder and int(ladder.group(1)) >= 5 and "B→C SYN" in said, shown
+    # Every section: its rows, its title and header lines.
+    assert len(said.splitlines()) <= SCREEN_LINES + 2 * len(verdict.evidence.sections), \
+        shown
+
+
 # --- in a browser ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def chromium():
-    """Skips, with the reason, where Chromium is missing or cannot run."""
+def chromium(tmp_path_factory):
+    """Skips, with the reason, where Chromium is missing or cannot run (a
+    trivial page that it cannot load says the machine's, not the report's,
+    fault)."""
     if browser.find() is None:
         pytest.skip("chromium is not installed (ci/install-deps installs it)")
+    probe = tmp_path_factory.mktemp("chromium") / "probe.html"
+    probe.write_text("<!DOCTYPE html><html><body><p>probe</p></body></html>")
+    try:
+        seen = browser.dom(probe)
+    except browser.BrowserError as e:
+        pytest.skip(f"chromium cannot run here: {e}")
+    if "probe" not in seen.dom:
+        pytest.skip(f"chromium cannot run here: it loaded no DOM from {probe}: "
+                    f"{(seen.stderr.strip().splitlines() or [''])[-1]}")
     return browser
 
 
