@@ -340,8 +340,8 @@ def make_parser():
                     "checks of process and socket hygiene for any TCP server "
                     "(--protocol none, or --request/--reply). Every check ends in "
                     "pass, FAIL, ERROR (the harness's own fault) or skip; the full "
-                    "evidence, report.txt, report.json and junit.xml are in the "
-                    "artifact folder.")
+                    "evidence, report.txt, report.json, junit.xml and report.html "
+                    "(the page to open in a browser) are in the artifact folder.")
     check.add_argument("--server-cmd", metavar="CMD",
                        help="the command that starts the server (shell syntax allowed; "
                             "relative paths are from the current directory)")
@@ -385,7 +385,8 @@ def make_parser():
                             "stopped (default 2)")
     run = command("run", run_command, "run one scenario file; artifacts kept",
                   "Run one scenario on a fresh host and print its report; the "
-                  "artifacts stay in artifacts/run/NAME/.")
+                  "artifacts stay in artifacts/run/NAME/, with report.html (the "
+                  "verdict and the ladders, for a browser).")
     run.add_argument("scenario", metavar="SCENARIO",
                      help="a name as 'faultline list' prints it, or a path to a .toml file")
     command("list", list_command, "the scenario files, one line each (needs no root)")
