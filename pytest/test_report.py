@@ -219,6 +219,32 @@ def test_a_failed_checks_terminal_evidence_ends_with_a_bounded_ladder(faultline_
         shown
 
 
+@pytest.mark.parametrize("snaplen", [None, 200])
+def test_a_checks_capture_keeps_whole_packets_unless_told(faultline_check, artifact_dir,
+                                                          snaplen):
+    """Whole packets by default (a check that moves little data), the
+    length --snaplen gives otherwise; the checks that move megabytes keep
+    512 bytes."""
+    from faultline import capture, checks
+    from faultline.checkrun import Options
+    from faultline.echod import Echod
+    verdict = faultline_check("early-rst", Echod, options=Options(snaplen=snaplen))
+    pcap = artifact_dir / "early-rst" / "early-rst.pcap"
+    assert verdict.passed and pcap.is_file(), f"{verdict.summary}: {artifact_dir}"
+    assert capture.snaplen_of(pcap) == (snaplen or capture.WHOLE_FRAME), pcap
+    volume = {c.name for c in checks.CHECKS if c.snaplen == capture.HEADERS_AND_SOME}
+    assert volume == {"binary-echo", "concurrent-clients", "half-close",
+                      "rst-mid-session"}, volume
+
+
+@pytest.mark.parametrize("snaplen", ["10", "1000000"])
+def test_check_refuses_a_snaplen_out_of_range_in_one_line(snaplen):
+    proc = subprocess.run([str(paths.REPO / "faultline"), "check", "--server-cmd", "true",
+                           "--snaplen", snaplen], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 \
+        and "--snaplen" in proc.stderr and not proc.stdout, proc
+
+
 # --- in a browser ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
