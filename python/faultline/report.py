@@ -295,7 +295,12 @@ def run_verdict(folder):
 
 
 def runs_under(folder):
-    return sorted(p for p in folder.iterdir() if p.is_dir() and run_verdict(p))
+    """The run folders under this one, in the demo's order (a scenario's
+    [demo] order), then by name."""
+    def order(run):
+        found = (read_json(run / "result.json") or {}).get("demo_order")
+        return (found is None, found or 0, run.name)
+    return sorted((p for p in folder.iterdir() if p.is_dir() and run_verdict(p)), key=order)
 
 
 PART_FILES = ("*.pcap", "*.events.jsonl", "snapshots.txt", "evidence.txt")
@@ -330,7 +335,10 @@ def run_page(folder):
     if said is not None:
         title, status, lines = said
     else:
+        passed = sum(1 for run in runs if run_verdict(run)[1] in ("PASS", "passed"))
         title, status, lines = folder.name, None, []
+        if runs:
+            lines = [f"{len(runs)} runs: {passed} passed, {len(runs) - passed} failed"]
     body = [f"<h1>{status_html(status) + ' ' if status else ''}{escape(title)}</h1>"]
     for line in lines:
         body.append(pre(line.splitlines(), "report.txt") if "\n" in line

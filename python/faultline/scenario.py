@@ -818,5 +818,6 @@ def run(path, workdir):
     # What report.html shows as the verdict, read back by faultline report.
     (workdir / "result.json").write_text(json.dumps({
         "scenario": path.stem, "title": result.title, "passed": result.passed,
-        "verdict": result.verdict, "failures": result.failures}, indent=2) + "\n")
+        "verdict": result.verdict, "failures": result.failures,
+        "demo_order": spec.get("demo", {}).get("order")}, indent=2) + "\n")
     return result
