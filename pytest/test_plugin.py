@@ -138,6 +138,23 @@ def test_junit_names_the_failed_tests_artifact_folder(toy_runs):
             f"{name}: {folder} missing or empty{seen(proc)}")
 
 
+def test_a_failed_tests_folder_holds_its_report(toy_runs):
+    """report.html and outcome.json in each kept folder: the failure first,
+    then the check's capture as ladders."""
+    root, proc = toy_runs[False]
+    kept = sorted((root / "faultline-artifacts").iterdir())
+    assert len(kept) == 2, f"{kept}{seen(proc)}"
+    for folder in kept:
+        page = folder / "report.html"
+        assert page.is_file(), (f"no report.html in {folder}: "
+                                f"{sorted(p.name for p in folder.iterdir())}")
+        document = page.read_text()
+        assert 'class="status failed' in document and "zombie" in document, page
+    check = next(f for f in kept if "zombies_check" in f.name)
+    assert check.joinpath("report.html").read_text().count('<g class="arrow"') > 0, (
+        f"no ladder of {check}/zombies/zombies.pcap in its report")
+
+
 def test_with_the_bug_fixed_the_toy_passes_and_keeps_nothing(toy_runs):
     root, proc = toy_runs[True]
     assert proc.returncode == 0 and "2 passed" in proc.stdout, seen(proc)

@@ -37,9 +37,10 @@ class CaptureIncomplete(AssertionError):
 
 
 class Capture:
-    def __init__(self, host, path, iface="lo", bpf="tcp", snaplen=HEADERS_AND_SOME):
-        """snaplen: bytes kept of each packet; WHOLE_FRAME where the test
-        moves little data and the payload is worth reading."""
+    def __init__(self, host, path, iface="lo", bpf="tcp", snaplen=WHOLE_FRAME):
+        """snaplen: bytes kept of each packet; whole packets by default, so
+        that a ladder shows what each one carried; HEADERS_AND_SOME where
+        the test moves volume."""
         self.host = host
         self.snaplen = snaplen
         self.path = Path(path)
@@ -134,6 +135,19 @@ class Segment:
         return (f"{self.index:>4} {self.time:17.6f} {self.src[0]}:{self.src[1]} > "
                 f"{self.dst[0]}:{self.dst[1]} [{self.flags}] seq={self.seq} "
                 f"ack={self.ack} len={self.length}")
+
+
+def snaplen_of(path):
+    """The snapshot length a pcap was written with (its file header), or
+    None for a file that is not a classic pcap."""
+    with open(path, "rb") as f:
+        header = f.read(24)
+    if len(header) < 24:
+        return None
+    for order in ("little", "big"):
+        if int.from_bytes(header[:4], order) in (0xA1B2C3D4, 0xA1B23C4D):
+            return int.from_bytes(header[16:20], order)
+    return None
 
 
 def read_segments(path):

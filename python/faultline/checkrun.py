@@ -18,8 +18,10 @@ verdict carries a note that says so: the run goes on.
 
 Artifacts, in the run's folder: report.txt (every verdict with all of its
 evidence), report.json, junit.xml, preflight/, and one folder per check
-(the server's output, bounded; the pcap; evidence.txt; traceback.txt).
-On the terminal each table shows at most evidence.SCREEN_ROWS rows.
+(the server's output, bounded; the pcap; evidence.txt; traceback.txt);
+cli.py adds report.html (report.py). On the terminal each table shows at
+most evidence.SCREEN_ROWS rows; a failed check's evidence ends with the
+text ladder of its most troubled connection.
 """
 
 import contextlib
@@ -59,6 +61,7 @@ class Options:
     start_timeout: float = 5.0   # for the server to listen
     settle: float = DEFAULT_SETTLE
     stop_timeout: float = 2.0    # from SIGTERM to SIGKILL
+    snaplen: int = None          # bytes captured of each packet; None: the check's own
 
 
 # --- one check --------------------------------------------------------------------
@@ -96,7 +99,8 @@ def run_on_host(chk, host, make_server, workdir, options):
     notes = []
     try:
         if chk.capture:
-            capturer = capture.Capture(host, workdir / f"{chk.name}.pcap").start()
+            capturer = capture.Capture(host, workdir / f"{chk.name}.pcap",
+                                       snaplen=options.snaplen or chk.snaplen).start()
         server = make_server(host)
         try:
             server.start(options.start_timeout)
@@ -126,8 +130,30 @@ def run_on_host(chk, host, make_server, workdir, options):
                 capturer.stop()
             except Exception as e:
                 notes.append(f"the packet capture: {first_line(e)}")
+            else:
+                if verdict.status == "FAIL" and server is not None:
+                    notes.append(add_ladder(verdict, capturer.path, server.port))
     verdict.notes += [n for n in notes if n]
     return verdict
+
+
+LADDER_ROWS = 12   # rows of the text ladder in a failed check's terminal evidence
+
+
+def add_ladder(verdict, pcap, port):
+    """The text ladder of the connection that shows the trouble (a RST, no
+    FIN...), or of the first, appended to a failed verdict's evidence,
+    bounded (LADDER_ROWS rows, the middle elided). Returns a note when it
+    cannot be drawn; the verdict stands either way."""
+    from . import report
+    try:
+        drawn = report.text_ladder(pcap, port, rows=LADDER_ROWS)
+    except Exception as e:  # noqa: BLE001 - a picture is never worth a verdict
+        return f"no ladder of the capture: {type(e).__name__}: {first_line(e)}"
+    if drawn is not None:
+        title, ladder = drawn
+        verdict.evidence = Evidence(verdict.evidence, Text(ladder, title=title))
+    return None
 
 
 def settle(server, seconds):

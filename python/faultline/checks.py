@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .capture import HEADERS_AND_SOME, WHOLE_FRAME
 from .clients import recv_exactly, reset
 from .evidence import Evidence, Table, Text
 from .protocol import ECHO, WrongReply
@@ -86,17 +87,20 @@ class Check:
     run: object
     capture: bool = True
     needs_echo: bool = True
+    snaplen: int = WHOLE_FRAME
 
 
 CHECKS = []
 
 
-def check(name, title, capture=True, needs_echo=True):
+def check(name, title, capture=True, needs_echo=True, snaplen=WHOLE_FRAME):
     """Register a check. needs_echo=False: it only connects, exchanges
     what the protocol says (ctx.exchange) and closes, so it runs on any
-    TCP server."""
+    TCP server. snaplen: bytes its capture keeps of each packet, whole
+    packets unless the check moves volume (megabytes), which whole packets
+    would make tcpdump drop (capture.HEADERS_AND_SOME)."""
     def register(fn):
-        CHECKS.append(Check(name, title, fn, capture, needs_echo))
+        CHECKS.append(Check(name, title, fn, capture, needs_echo, snaplen))
         return fn
     return register
 
@@ -612,7 +616,8 @@ def held_still(ctx, me, still_for=0.03, timeout=0.3):
 
 # --- echo correctness -----------------------------------------------------------
 
-@check("binary-echo", "byte-exact echo of binary data with NULs, and of 8 MB")
+@check("binary-echo", "byte-exact echo of binary data with NULs, and of 8 MB",
+       snaplen=HEADERS_AND_SOME)
 def binary_echo(ctx):
     for size in (1, 4096, 65537, 8 << 20):
         data = payload(size, size)
@@ -629,7 +634,7 @@ def binary_echo(ctx):
 
 
 @check("concurrent-clients", "100 concurrent clients with distinct payloads get "
-                             "only their own bytes back")
+                             "only their own bytes back", snaplen=HEADERS_AND_SOME)
 def concurrent_clients(ctx, clients=100, size=20000, seconds=30.0):
     sel = selectors.DefaultSelector()
     state = {}
@@ -704,7 +709,8 @@ def concurrent_clients(ctx, clients=100, size=20000, seconds=30.0):
         True, f"{clients} clients x {size} bytes, each got exactly its own")
 
 
-@check("half-close", "after shutdown(SHUT_WR) the whole tail comes back, then EOF")
+@check("half-close", "after shutdown(SHUT_WR) the whole tail comes back, then EOF",
+       snaplen=HEADERS_AND_SOME)
 def half_close(ctx):
     data = payload(300000, 3)
     sock = ctx.connect(timeout=3.0)
@@ -752,7 +758,8 @@ def early_rst(ctx):
     return Verdict(True, "reset in the accept queue; the next connection was served")
 
 
-@check("rst-mid-session", "a RST in the middle of a transfer ends only that session")
+@check("rst-mid-session", "a RST in the middle of a transfer ends only that session",
+       snaplen=HEADERS_AND_SOME)
 def rst_mid_session(ctx):
     with ctx.connect() as bystander:
         wrong = exchange(ctx, bystander, b"before\n")

@@ -145,7 +145,18 @@ def check_command(args):
     earlier = (f"; {root.name.rpartition('.')[0]}/ holds an earlier run's, kept"
                if args.artifacts is None and root.name != "check" else "")
     print(f"artifacts: {root}/ (report.txt, report.json, junit.xml{earlier})")
+    print_report(root)
     return report.exit_status
+
+
+def print_report(folder):
+    """Write the folder's report.html and say where it is; a report that
+    cannot be made is a line, never the run's failure."""
+    from . import report
+    try:
+        print(f"report: {report.write(folder)}")
+    except (report.ReportError, OSError) as e:
+        print(f"report: not written: {e}")
 
 
 def check_arguments(args):
@@ -165,6 +176,9 @@ def check_arguments(args):
         if not value > 0:
             raise usage(f"--{name.replace('_', '-')} wants a number of seconds "
                         f"above 0, not {value:g}")
+    if args.snaplen is not None and not 68 <= args.snaplen <= 262144:
+        raise usage(f"--snaplen wants a number of bytes from 68 (the headers) to "
+                    f"262144, not {args.snaplen}")
     for name in ("json", "junit"):
         path = getattr(args, name)
         if path is not None and not Path(path).resolve().parent.is_dir():
@@ -186,7 +200,8 @@ def check_arguments(args):
         except ValueError as e:
             raise usage(f"--request/--reply: {e}") from None
     return chosen, Options(protocol=chosen_protocol, start_timeout=args.start_timeout,
-                           settle=args.settle, stop_timeout=args.stop_timeout)
+                           settle=args.settle, stop_timeout=args.stop_timeout,
+                           snaplen=args.snaplen)
 
 
 def check_artifacts(given):
@@ -237,6 +252,7 @@ def run_command(args):
     print(result.report())
     for failure in result.failures:
         print("\n" + failure)
+    print_report(result.artifacts)
     return OK if result.passed else FAILED
 
 
@@ -253,6 +269,18 @@ def ladder_command(args):
         return command.run(args, sys.stdout)
     except model.InputError as e:
         raise UsageError(f"faultline ladder: {e}", "faultline ladder --help") from None
+
+
+def report_command(args):
+    from . import report
+    import importlib.util
+    if importlib.util.find_spec("scapy") is None:  # the pcap reader's, on a bare machine
+        build.install_deps()
+    try:
+        print(f"report: {report.write(args.folder)}")
+    except report.ReportError as e:
+        raise UsageError(f"faultline report: {e}", "faultline report --help") from None
+    return OK
 
 
 def build_command(args):
@@ -296,7 +324,7 @@ def make_parser():
 
     command("demo", demo_command,
             "the three SIGCHLD reapers side by side (UNP ch. 5), then the other "
-            "seed experiments; artifacts in artifacts/demo/")
+            "seed experiments; artifacts and report.html in artifacts/demo/")
     command("test", test_command,
             "the cmocka unit tests, then the pytest suite",
             "Run the cmocka unit tests, then the pytest suite (in the checkout, "
@@ -304,7 +332,7 @@ def make_parser():
             "pytest, e.g. 'faultline test -k zombie'; after '--' even -h does. "
             "pytest collecting no test is a failure.",
             usage="faultline test [-h] [PYTEST-ARG ...]", allow_abbrev=False)
-    from .checks import DEFAULT_SETTLE
+    from .checks import DEFAULT_SETTLE, CHECKS
     check = command("check", check_command,
                     "put any TCP server under every check that applies",
                     "Run every check that applies to CMD, each on a fresh host with a "
@@ -312,8 +340,8 @@ def make_parser():
                     "checks of process and socket hygiene for any TCP server "
                     "(--protocol none, or --request/--reply). Every check ends in "
                     "pass, FAIL, ERROR (the harness's own fault) or skip; the full "
-                    "evidence, report.txt, report.json and junit.xml are in the "
-                    "artifact folder.")
+                    "evidence, report.txt, report.json, junit.xml and report.html "
+                    "(the page to open in a browser) are in the artifact folder.")
     check.add_argument("--server-cmd", metavar="CMD",
                        help="the command that starts the server (shell syntax allowed; "
                             "relative paths are from the current directory)")
@@ -345,18 +373,35 @@ def make_parser():
     check.add_argument("--settle", type=float, default=DEFAULT_SETTLE, metavar="S",
                        help="seconds a server may take to settle, e.g. reap a child "
                             f"(default {DEFAULT_SETTLE:g})")
+    from .capture import HEADERS_AND_SOME
+    volume = ", ".join(c.name for c in CHECKS if c.snaplen == HEADERS_AND_SOME)
+    check.add_argument("--snaplen", type=int, metavar="BYTES",
+                       help=f"bytes the capture keeps of each packet (default: whole "
+                            f"packets; {HEADERS_AND_SOME} for the checks that move "
+                            f"megabytes: {volume}); report.html says when payload "
+                            f"was cut")
     check.add_argument("--stop-timeout", type=float, default=2.0, metavar="S",
                        help="seconds from SIGTERM to SIGKILL when a check's server is "
                             "stopped (default 2)")
     run = command("run", run_command, "run one scenario file; artifacts kept",
                   "Run one scenario on a fresh host and print its report; the "
-                  "artifacts stay in artifacts/run/NAME/.")
+                  "artifacts stay in artifacts/run/NAME/, with report.html (the "
+                  "verdict and the ladders, for a browser).")
     run.add_argument("scenario", metavar="SCENARIO",
                      help="a name as 'faultline list' prints it, or a path to a .toml file")
     command("list", list_command, "the scenario files, one line each (needs no root)")
     from .ladder import command as ladder
     ladder.add_arguments(command("ladder", ladder_command, "draw a capture's connections "
                                  "as ladder diagrams (needs no root)", ladder.DESCRIPTION))
+    report = command("report", report_command,
+                     "write report.html in an artifact folder (needs no root)",
+                     "Write ARTIFACT_DIR/report.html again from the folder's files: "
+                     "the verdicts, the ladders (inline SVG), the process tables and "
+                     "socket snapshots, links to the pcap and logs. The folder is one "
+                     "that faultline run, check, demo or a kept test left.")
+    report.add_argument("folder", metavar="ARTIFACT_DIR",
+                        help="e.g. artifacts/run/unp-5.12-premature-block, "
+                             "artifacts/check, artifacts/demo")
     command("build", build_command,
             "install missing packages, configure and compile (needs no root "
             "unless packages are missing)",

@@ -105,7 +105,18 @@ def run(chosen, root):
             if reason:
                 failed.append((path, workdir, result, reason))
     explain(failed)
+    print_report(root)
     return 1 if failed else 0
+
+
+def print_report(root):
+    """report.html in the demo's folder (each scenario's ladder, a link to
+    its own report) and in each scenario's."""
+    from . import report
+    try:
+        print(f"\nreport (open it in a browser): {report.write(root)}")
+    except (report.ReportError, OSError) as e:
+        print(f"\nreport: not written: {e}")
 
 
 def main(argv):

@@ -22,13 +22,16 @@ Fixtures:
                     check of `faultline check` on a fresh host and returns
                     its Verdict (verdict.passed, .summary, .evidence)
 
-A failed test's artifact folder is named in its report and, in JUnit XML
+A kept artifact folder gets report.html (the test's failure, the ladders
+of its pcap, its files) and outcome.json; a failed test's folder is named
+in its report and, in JUnit XML
 (--junitxml), as the testcase's property `artifacts`. The folders are
 ARTIFACTS_DIR/<test>/ in faultline's checkout (or where FAULTLINE_ARTIFACTS
 says); another project's go to faultline-artifacts/ in its rootdir.
 """
 
 import contextlib
+import json
 import os
 
 import pytest
@@ -84,12 +87,40 @@ def pytest_runtest_makereport(item, call):
     if path is None:
         return
     if report.failed:
-        report.sections.append(("faultline artifacts", f"kept in {path}"))
+        report.sections.append(("faultline artifacts",
+                                f"kept in {path} (open {path / 'report.html'})"))
     if report.when == "teardown":
         if failed_so_far(item):
             report.user_properties.append(("artifacts", str(path)))
+            write_report(item, path)
         elif not item.config.getoption("--keep-artifacts"):
             artifacts.discard(path, root=item.config.stash[ARTIFACTS_ROOT_KEY])
+        else:
+            write_report(item, path)
+
+
+OUTCOME_CHARS = 20000  # of a failure's report, in outcome.json
+
+
+def write_report(item, path):
+    """A kept folder's outcome.json (the test, how it ended, its failure)
+    and report.html. A report that cannot be made costs the test nothing:
+    report-error.txt says why."""
+    failed = [getattr(item, f"report_{when}", None) for when in PHASES]
+    failed = [r for r in failed if r is not None and r.failed]
+    said = failed[0].longreprtext if failed else ""
+    if len(said) > OUTCOME_CHARS:
+        said = said[:OUTCOME_CHARS // 2] + "\n...\n" + said[-OUTCOME_CHARS // 2:]
+    try:
+        from . import report
+        (path / "outcome.json").write_text(json.dumps({
+            "test": item.nodeid,
+            "outcome": f"failed in {failed[0].when}" if failed else "passed",
+            "longrepr": said}, indent=2) + "\n")
+        report.write(path)
+    except Exception as e:  # noqa: BLE001 - the test's verdict stands whatever this does
+        with contextlib.suppress(OSError):
+            (path / "report-error.txt").write_text(f"{type(e).__name__}: {e}\n")
 
 
 @pytest.fixture

@@ -32,11 +32,12 @@ functions named after their key. Everything a step or a gauge saw lands
 in Result.measured, and the file's `verdict` is filled from it: that one
 line is what `./faultline demo` prints. A scenario runs on a fresh host
 and writes its artifact folder: the pcap, event logs, every process's
-output, ps and ss snapshots after each step that waits or changes them, and
-report.txt.
+output, ps and ss snapshots after each step that waits or changes them,
+report.txt and result.json (the verdict, for report.html).
 """
 
 import contextlib
+import json
 import re
 import signal
 import socket
@@ -814,4 +815,9 @@ def run(path, workdir):
                         f"artifacts in {workdir}/")
     (workdir / "report.txt").write_text(result.report() + "\n\n" +
                                         "\n\n".join(result.failures) + "\n")
+    # What report.html shows as the verdict, read back by faultline report.
+    (workdir / "result.json").write_text(json.dumps({
+        "scenario": path.stem, "title": result.title, "passed": result.passed,
+        "verdict": result.verdict, "failures": result.failures,
+        "demo_order": spec.get("demo", {}).get("order")}, indent=2) + "\n")
     return result

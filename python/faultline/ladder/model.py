@@ -186,6 +186,23 @@ class Ladder:
         return Ladder(self.title, lanes, items, self.start,
                       self.end, self.notes + [note])
 
+    def trouble(self):
+        """What is wrong with this connection, in a few words, or None for
+        one that opened and closed in order: what makes it the one to show
+        when there are too many to draw."""
+        for arrow in self.arrows("rst"):
+            return f"a RST from the {arrow.sender}"
+        if self.zombie_lanes():
+            return "a zombie never reaped"
+        arrows = self.arrows()
+        if arrows and not self.arrows("synack"):
+            return "no SYN-ACK"
+        fins = {a.sender for a in self.arrows("fin")}
+        for side in ("server", "client"):
+            if arrows and side not in fins:
+                return f"no FIN from the {side}"
+        return None
+
     def shows_in_order(self, wanted):
         """Whether arrows (sender, kind) appear in this order, others between
         allowed: [("server", "fin"), ("client", "data"), ("server", "rst")]."""
