@@ -12,10 +12,11 @@
  *       N connections in one epoll loop, each keeping up to B bytes in
  *       flight; echoed bytes per second; then a clean end (shutdown, the
  *       echo read to EOF).
- *   loadgen hold   --port P --conns N [--seconds S]
- *       open N connections one by one, one byte echoed on each (the server
- *       serves it), RLIMIT_NOFILE raised to fit; print a line; hold them
- *       until stdin ends (at most S seconds); close them all; print a line.
+ *   loadgen hold   --port P --conns N [--workers K] [--seconds S]
+ *       open N connections, K at a time, one byte echoed on each (the
+ *       server serves it), RLIMIT_NOFILE raised to fit, within S seconds;
+ *       print a line; hold them until stdin ends (at most S seconds more);
+ *       close them all; print a line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -435,33 +436,88 @@ static long raise_nofile(long want)
     return (long)rl.rlim_cur;
 }
 
+/* Open connections --workers at a time, each non-blocking: connect; once
+ * writable, send one byte; once it is back, the connection is held. Every
+ * descriptor opened goes into fds (*opened of them); returns how many were
+ * held, stopping at the first error or the deadline. */
+static long open_held(const struct options *opt, int *fds, long *opened, double deadline,
+                      struct errors *errors)
+{
+    enum { CONNECTING = 0, ECHOING = 1 };
+    struct epoll_event events[256];
+    long held = 0, in_flight = 0;
+    int ep = epoll_create1(0), failed = 0;
+    char byte = 'x';
+    if (ep < 0) {
+        note_error(errors, &errors->io, errno);
+        return 0;
+    }
+    while (held < opt->conns && !failed && now() < deadline) {
+        while (in_flight < opt->workers && *opened < opt->conns) {
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+            if (fd < 0 || (connect(fd, (const struct sockaddr *)&opt->addr,
+                                   sizeof opt->addr) < 0 && errno != EINPROGRESS)) {
+                note_error(errors, &errors->connect, errno);
+                if (fd >= 0)
+                    close(fd);
+                failed = 1;
+                break;
+            }
+            struct epoll_event ev = { .events = EPOLLOUT,
+                                      .data.u64 = (uint64_t)fd << 1 | CONNECTING };
+            epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+            fds[(*opened)++] = fd;
+            in_flight++;
+        }
+        int n = epoll_wait(ep, events, 256, 100);
+        for (int i = 0; i < n && !failed; i++) {
+            int fd = (int)(events[i].data.u64 >> 1), err = 0;
+            socklen_t len = sizeof err;
+            if ((events[i].data.u64 & 1) == CONNECTING) {
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+                if (err != 0 || write(fd, &byte, 1) != 1) {
+                    note_error(errors, &errors->connect, err ? err : errno);
+                    failed = 1;
+                    break;
+                }
+                struct epoll_event ev = { .events = EPOLLIN,
+                                          .data.u64 = (uint64_t)fd << 1 | ECHOING };
+                epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+                continue;
+            }
+            char back;
+            ssize_t r = read(fd, &back, 1);
+            if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+            if (r != 1) {
+                note_error(errors, r == 0 ? &errors->eof : &errors->io, r == 0 ? 0 : errno);
+                failed = 1;
+                break;
+            }
+            epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+            held++;
+            in_flight--;
+        }
+    }
+    close(ep);
+    return held;
+}
+
 static int run_hold(const struct options *opt)
 {
     struct errors errors = { 0 };
     int *fds = calloc((size_t)opt->conns, sizeof *fds);
-    long held = 0, limit = raise_nofile(opt->conns + 64);
-    char byte = 'x', back;
+    long opened = 0, limit = raise_nofile(opt->conns + 64);
     if (fds == NULL) {
         perror("loadgen: calloc");
         return 1;
     }
-    double start = now(), deadline = start + opt->seconds;
-    while (held < opt->conns && now() < deadline) {
-        int fd = dial(&opt->addr);
-        if (fd < 0) {
-            note_error(&errors, &errors.connect, errno);
-            break;
-        }
-        if (echo_once(fd, &byte, &back, 1) < 0) {
-            note_error(&errors, errno ? &errors.io : &errors.eof, errno);
-            close(fd);
-            break;
-        }
-        fds[held++] = fd;
-    }
-    double opened = now() - start;
+    double start = now();
+    long held = open_held(opt, fds, &opened, start + opt->seconds, &errors);
+    double open_seconds = now() - start, deadline = now() + opt->seconds;
     printf("{\"mode\": \"hold\", \"wanted\": %ld, \"held\": %ld, \"nofile\": %ld, "
-           "\"open_seconds\": %.6f, ", opt->conns, held, limit, opened);
+           "\"in_flight\": %ld, \"open_seconds\": %.6f, ", opt->conns, held, limit,
+           opt->workers, open_seconds);
     print_errors(&errors);
     printf("}\n");
     fflush(stdout);
@@ -476,9 +532,9 @@ static int run_hold(const struct options *opt)
             break;
     }
     double close_start = now();
-    for (long i = 0; i < held; i++)
+    for (long i = 0; i < opened; i++)
         close(fds[i]);
-    printf("{\"mode\": \"hold\", \"closed\": %ld, \"close_seconds\": %.6f}\n", held,
+    printf("{\"mode\": \"hold\", \"closed\": %ld, \"close_seconds\": %.6f}\n", opened,
            now() - close_start);
     free(fds);
     return 0;

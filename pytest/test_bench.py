@@ -5,11 +5,10 @@ asserted here: timings are the bench's to report (docs/PERFORMANCE.md),
 never a test's to hold."""
 
 import json
-import subprocess
 
 import pytest
 
-from faultline import bench, paths
+from faultline import bench
 
 from test_cli import clean_env, faultline, seen
 

@@ -24,7 +24,9 @@ Once per server: syscalls per connection (strace -f -c attached to the
 server's processes, --strace-conns connections from one client thread).
 Once per server that scales: epoll and poll (echod's and the minimal ones)
 to --scale-conns concurrent connections, RLIMIT_NOFILE raised; fork to
---scale-children children, and the zombies left once they are closed.
+--scale-children children, and the zombies left once they are closed. The
+client opens them 64 at a time, each echoing a byte, within
+--scale-seconds (what is held by then is reported).
 
 Nothing here is asserted: the figures go to a table (ratios against the
 minimal server of each kind), bench.json and bench.png in the output
@@ -42,10 +44,10 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import paths
+from . import paths, procs
 from .host import Host
 from .server import Server
 from .waiting import WaitTimeout, wait_until
@@ -74,6 +76,8 @@ class Settings:
     prefork_workers: int = 8
     scale_conns: int = 10_000
     scale_children: int = 1_000
+    scale_in_flight: int = 64     # connections the client opens at once
+    scale_seconds: float = 120.0  # to open them; as long again to hold them
     strace_conns: int = 200
     only: tuple = ()
     quick: bool = False
@@ -266,7 +270,6 @@ def count_syscalls(subject, workdir, settings, progress):
     progress.step(f"{subject.name}: syscalls per connection (strace)")
     with Host(f"strace-{subject.name}", workdir) as host:
         server = start(subject, host)
-        from . import procs
         tree = sorted(process_tree(host, server.pid))
         nspids = [procs.info(p).nspid for p in tree]
         summary = host.workdir / "strace.txt"
@@ -319,9 +322,10 @@ def scale(subject, workdir, settings, progress):
     with Host(f"scale-{subject.name}", workdir) as host:
         server = start(subject, host, nofile=_nofile(wanted))
         holder = host.spawn([bench_binary("loadgen"), "hold", "--port", subject.port,
-                             "--conns", wanted, "--seconds", 300],
+                             "--conns", wanted, "--workers", settings.scale_in_flight,
+                             "--seconds", settings.scale_seconds],
                             name="loadgen-hold", stdin=subprocess.PIPE)
-        holder.wait_for_output("\"held\"", timeout=300)
+        holder.wait_for_output("\"held\"", timeout=settings.scale_seconds + 30)
         held = json.loads(holder.stdout().splitlines()[0])
         out = {"wanted": wanted, "held": held["held"],
                "open_seconds": round(held["open_seconds"], 3),
@@ -388,8 +392,10 @@ def run(settings, workdir, stream=sys.stderr):
     chosen = [s for s in chosen if s.name not in skipped]
     scalers = [s for s in chosen
                if s.family in ("echod", "minimal") and s.kind in ("fork", "poll", "epoll")]
-    per_round = len(settings.client_workers) + len(settings.stream_conns)
-    progress = Progress(settings.rounds * len(chosen) * per_round + 2 * len(chosen)
+    # Steps: per server and round its start and each load run; then once
+    # each, strace and the scale runs.
+    per_round = 1 + len(settings.client_workers) + len(settings.stream_conns)
+    progress = Progress(settings.rounds * len(chosen) * per_round + len(chosen)
                         + len(scalers), stream)
     rounds = {s.name: [] for s in chosen}
     for r in range(settings.rounds):
@@ -613,13 +619,15 @@ def chart(report, path):
 
     st = report["settings"]
     names = list(report["subjects"])
+    # (title, metrics, their labels, log scale: fork and thread servers
+    # differ by orders of magnitude)
     panels = [("connections per second", [f"conn_per_s_w{x}" for x in st["client_workers"]],
-               [f"×{x} workers" for x in st["client_workers"]]),
+               [f"×{x} workers" for x in st["client_workers"]], True),
               ("echo MB/s", [f"mb_per_s_c{x}" for x in st["stream_conns"]],
-               [f"{x} conn(s)" for x in st["stream_conns"]]),
-              ("server CPU µs per connection", ["cpu_us_per_conn"], ["CPU µs/conn"])]
+               [f"{x} conn(s)" for x in st["stream_conns"]], False),
+              ("server CPU µs per connection", ["cpu_us_per_conn"], ["CPU µs/conn"], True)]
     fig, axes = plt.subplots(len(panels), 1, figsize=(max(8, len(names) * 0.8), 11))
-    for ax, (title, metrics, labels) in zip(axes, panels):
+    for ax, (title, metrics, labels, log) in zip(axes, panels):
         width = 0.8 / len(metrics)
         for i, (m, label) in enumerate(zip(metrics, labels)):
             med, lo, hi = [], [], []
@@ -632,11 +640,13 @@ def chart(report, path):
             xs = [x + (i - (len(metrics) - 1) / 2) * width for x in range(len(names))]
             ax.bar(xs, med, width, yerr=[lo, hi], capsize=2, label=label)
         ax.set_title(title)
+        if log:
+            ax.set_yscale("log")
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
         ax.legend(fontsize=8)
     fig.suptitle(f"faultline bench: {st['rounds']} round(s), medians, bars min-max")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 

@@ -283,6 +283,11 @@ def bench_settings(args):
                 raise usage(f"--{name.replace('_', '-')} wants a number from {lo} "
                             f"to {hi}, not {given[name]}")
             setattr(settings, name, given[name])
+    if "scale_seconds" in given:
+        if not 0 < given["scale_seconds"] <= 600:
+            raise usage(f"--scale-seconds wants a number above 0, at most 600, not "
+                        f"{given['scale_seconds']:g}")
+        settings.scale_seconds = given["scale_seconds"]
     if "seconds" in given:
         if not 0 < given["seconds"] <= 60:
             raise usage(f"--seconds wants a number above 0, at most 60, not "
@@ -463,6 +468,9 @@ def make_parser():
                        "connections held on the poll and epoll servers (default 10000)")
     bench.add_argument("--scale-children", type=int, metavar="N", help="concurrent "
                        "connections, so children, on the fork servers (default 1000)")
+    bench.add_argument("--scale-seconds", type=float, metavar="S", help="time to "
+                       "open the scale runs' connections (default 120; what is open "
+                       "by then is reported)")
     bench.add_argument("--strace-conns", type=int, metavar="N", help="connections "
                        "counted under strace (default 200)")
     bench.add_argument("--only", metavar="NAME,NAME", help="only these servers "
