@@ -589,6 +589,14 @@ def render_tables(report):
             lines.append("| " + " | ".join([pair.replace("/", " vs ")]
                                            + [_num(r[f"conn_per_s_w{x}"], 2) for x in w])
                          + " |")
+    traced = {n: s["syscalls"] for n, s in report["subjects"].items() if s.get("syscalls")}
+    if traced:
+        lines += ["", "System calls per connection (strace -f -c, once each; the most "
+                  "frequent):", ""]
+        lines += ["| server | per connection | the most frequent |", "|---|---|---|"]
+        for name, sc in traced.items():
+            top = ", ".join(f"{k} {v:g}" for k, v in list(sc["by_syscall"].items())[:8])
+            lines.append(f"| {name} | {sc['per_conn']:g} | {top} |")
     if report["scale"]:
         lines += ["", "Concurrency scale (once each):", ""]
         head = ["server", "held / wanted", "open s", "at peak", "after close"]
