@@ -425,11 +425,22 @@ def spread(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def round_ratios(a_rounds, b_rounds, metric):
+    """a's metric / b's, round by round (both from the same round)."""
+    return [a[metric] / b[metric] for a, b in zip(a_rounds, b_rounds)
+            if a.get(metric) is not None and b.get(metric)]
+
+
 def paired_ratio(a_rounds, b_rounds, metric):
     """The median over rounds of a's metric / b's, both from the same round."""
-    ratios = [a[metric] / b[metric] for a, b in zip(a_rounds, b_rounds)
-              if a.get(metric) is not None and b.get(metric)]
+    ratios = round_ratios(a_rounds, b_rounds, metric)
     return round(statistics.median(ratios), 3) if ratios else None
+
+
+def ratio_range(a_rounds, b_rounds, metric):
+    """[lowest, highest] of the per-round ratios, or None."""
+    ratios = round_ratios(a_rounds, b_rounds, metric)
+    return [round(min(ratios), 3), round(max(ratios), 3)] if ratios else None
 
 
 def ratio_metrics(settings):
@@ -473,6 +484,8 @@ def build_report(settings, chosen, rounds, syscalls, scaled, skipped):
         if mine in names and ref in names:
             ratios = {m: paired_ratio(rounds[mine], rounds[ref], m)
                       for m in ratio_metrics(settings)}
+            ratios["range"] = {m: ratio_range(rounds[mine], rounds[ref], m)
+                               for m in ratio_metrics(settings)}
             ours, theirs = syscalls[mine]["per_conn"], syscalls[ref]["per_conn"]
             ratios["syscalls_per_conn"] = [ours, theirs]
             report["ratios"][mine] = {"against": ref, **ratios}
@@ -567,18 +580,25 @@ def render_tables(report):
                   _num(sc.get("per_conn"), 1)])
         lines.append("| " + " | ".join(row) + " |")
     if report["ratios"]:
-        lines += ["", "echod against the minimal server of its kind (median of per-round "
-                  "ratios; above 1 is more for echod):", ""]
+        lines += ["", "echod against the minimal server of its kind: the median of the "
+                  "per-round ratios (above 1 is more for echod), and their range over "
+                  "the rounds:", ""]
         head = (["echod model"] + [f"conn/s ×{x}" for x in w] + [f"MB/s ×{x}" for x in c]
                 + [f"p99 ×{w[0]}", "CPU/conn", "CPU/GB", "syscalls/conn"])
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for name, r in report["ratios"].items():
             ours, theirs = r["syscalls_per_conn"]
+            def ratio(metric):
+                span = r.get("range", {}).get(metric)
+                text = _num(r.get(metric), 2)
+                if span and span[0] != span[1]:
+                    text += f" ({span[0]:.2f}–{span[1]:.2f})"
+                return text
             row = ([name.removeprefix("echod-")]
-                   + [_num(r.get(f"conn_per_s_w{x}"), 2) for x in w]
-                   + [_num(r.get(f"mb_per_s_c{x}"), 2) for x in c]
-                   + [_num(r.get(f"p99_us_w{w[0]}"), 2), _num(r.get("cpu_us_per_conn"), 2),
-                      _num(r.get("cpu_s_per_gb"), 2), f"{ours:g} vs {theirs:g}"])
+                   + [ratio(f"conn_per_s_w{x}") for x in w]
+                   + [ratio(f"mb_per_s_c{x}") for x in c]
+                   + [ratio(f"p99_us_w{w[0]}"), ratio("cpu_us_per_conn"),
+                      ratio("cpu_s_per_gb"), f"{ours:g} vs {theirs:g}"])
             lines.append("| " + " | ".join(row) + " |")
     if report["peers"]:
         lines += ["", "fork servers against socat fork and inetd (conn/s, median of "
