@@ -362,6 +362,7 @@ class Progress:
         self.stream = stream
         self.tty = stream.isatty()
         self.started = time.monotonic()
+        self.head = ""
         self.last_head = None
 
     def round(self, text):
