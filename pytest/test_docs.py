@@ -139,9 +139,12 @@ COMMANDS = {
     "/usr/bin/python3 bench/host_cost.py":
         NotHere("a benchmark: 50 rounds by default; figures are quoted, never asserted",
                 ".ci/run", "/usr/bin/python3 bench/host_cost.py 1"),
-    "/usr/bin/python3 bench/models.py":
-        NotHere("a benchmark: 16 s at one round, minutes at its default 3",
-                ".ci/run", "/usr/bin/python3 bench/models.py 1"),
+    "./faultline bench":
+        NotHere("a benchmark: minutes at its default 5 rounds; figures are quoted, "
+                "never asserted", "pytest/test_bench.py", 'faultline("bench", "--quick"'),
+    "meson test -C build --benchmark":
+        NotHere("runs ./faultline bench, minutes", "bench/meson.build",
+                "benchmark('faultline-bench'"),
     "/usr/bin/python3 bench/inspect_cost.py":
         NotHere("a benchmark: 2,000 processes on a host and 2,000 beside it, 100 s",
                 ".ci/run", "/usr/bin/python3 bench/inspect_cost.py 1 --scale 100"),

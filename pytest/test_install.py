@@ -112,7 +112,7 @@ def test_installed_faultline_help_works_from_another_directory(installed, tmp_pa
     assert proc.returncode == 0 and proc.stdout.startswith("usage: faultline"), seen(proc)
 
 
-@pytest.mark.parametrize("command", ["test", "build"])
+@pytest.mark.parametrize("command", ["test", "build", "bench"])
 def test_installed_faultline_knows_it_has_no_checkout(installed, command, tmp_path):
     """It must not run meson or ci/install-deps: there is nothing to run
     them on."""

@@ -2,7 +2,7 @@
 
 Parsing comes first and needs nothing: `--help` of every command works
 without root, without the system packages and without a build. Only the
-commands that run something (demo, test, check, run, build) then install
+commands that run something (demo, test, check, run, bench, build) then install
 what is missing (ci/install-deps), build, and run; those that make hosts
 first make sure this machine can, and say so in one line if it cannot.
 
@@ -283,6 +283,87 @@ def report_command(args):
     return OK
 
 
+def bench_settings(args):
+    """bench's Settings from its arguments, or a one-line usage error."""
+    from . import bench
+
+    def usage(message):
+        return UsageError(f"faultline bench: {message}", "faultline bench --help")
+
+    def counts(flag, text, lo, hi):
+        try:
+            values = tuple(int(x) for x in text.split(","))
+        except ValueError:
+            raise usage(f"{flag} wants numbers separated by commas, not '{text}'") from None
+        if not values or any(not lo <= v <= hi for v in values):
+            raise usage(f"{flag} wants numbers from {lo} to {hi}, not '{text}'")
+        return values
+
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    settings = bench.Settings(**bench.QUICK) if args.quick else bench.Settings()
+    settings.quick = args.quick
+    for name, lo, hi in (("rounds", 1, 100), ("prefork_workers", 1, 256),
+                         ("scale_conns", 1, 100_000), ("scale_children", 1, 10_000),
+                         ("strace_conns", 1, 100_000), ("msg", 1, 65536),
+                         ("window", 1, 1 << 30)):
+        if name in given:
+            if not lo <= given[name] <= hi:
+                raise usage(f"--{name.replace('_', '-')} wants a number from {lo} "
+                            f"to {hi}, not {given[name]}")
+            setattr(settings, name, given[name])
+    if "scale_seconds" in given:
+        if not 0 < given["scale_seconds"] <= 600:
+            raise usage(f"--scale-seconds wants a number above 0, at most 600, not "
+                        f"{given['scale_seconds']:g}")
+        settings.scale_seconds = given["scale_seconds"]
+    if "seconds" in given:
+        if not 0 < given["seconds"] <= 60:
+            raise usage(f"--seconds wants a number above 0, at most 60, not "
+                        f"{given['seconds']:g}")
+        settings.seconds = given["seconds"]
+    if "client_workers" in given:
+        settings.client_workers = counts("--client-workers", given["client_workers"], 1, 1024)
+    if "stream_conns" in given:
+        settings.stream_conns = counts("--stream-conns", given["stream_conns"], 1, 10_000)
+    if "only" in given:
+        settings.only = tuple(x for x in given["only"].split(",") if x)
+        try:
+            bench.subjects(settings)
+        except ValueError as e:
+            raise usage(str(e)) from None
+    return settings
+
+
+def bench_command(args):
+    checkout_only("bench")
+    settings = bench_settings(args)
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None and out_dir.exists() and (
+            not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise UsageError(f"faultline bench: --out {args.out}: "
+                         f"{'holds files already' if out_dir.is_dir() else 'is not a folder'}"
+                         f"; give a new or empty folder", "faultline bench --help")
+    prepare("bench", hosts=True)
+    from . import artifacts, bench
+    import tempfile
+    out_dir = out_dir or artifacts.unused_dir(paths.ARTIFACTS_DIR / "bench")
+    print(f"faultline bench: {settings.describe()}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="faultline-bench-") as work:
+        try:
+            report = bench.run(settings, Path(work))
+        except bench.BenchError as e:
+            print(f"faultline bench: {e}", file=sys.stderr)
+            return FAILED
+    table, png = bench.write_outputs(report, out_dir)
+    print(table)
+    problems = bench.validate(report)
+    for problem in problems:
+        print(f"faultline bench: {problem}", file=sys.stderr)
+    print(f"written: {out_dir}/bench.json, bench.md"
+          + (", bench.png" if png else " (no chart: python3-matplotlib is missing)"))
+    return FAILED if problems else OK
+
+
 def build_command(args):
     checkout_only("build")
     build.install_deps()
@@ -402,6 +483,45 @@ def make_parser():
     report.add_argument("folder", metavar="ARTIFACT_DIR",
                         help="e.g. artifacts/run/unp-5.12-premature-block, "
                              "artifacts/check, artifacts/demo")
+    bench = command("bench", bench_command,
+                    "echod's models against minimal servers, socat and inetd",
+                    "Measure every echod model side by side with a minimal C server "
+                    "of its kind, socat fork (PIPE, EXEC:cat) and openbsd-inetd's "
+                    "echo, each on its own host, under one C load client: conn/s, "
+                    "latency, MB/s, server CPU, syscalls per connection, "
+                    "concurrency scale. Interleaved rounds; medians, spread and "
+                    "ratios. Prints the table; writes bench.json, bench.md and "
+                    "bench.png (docs/PERFORMANCE.md says how to read them). Exits 1 "
+                    "when a server or measurement failed, never on a figure.")
+    bench.add_argument("--quick", action="store_true",
+                       help="a smoke run: one short round, small scales (seconds)")
+    bench.add_argument("--rounds", type=int, metavar="N", help="interleaved rounds "
+                       "(default 5)")
+    bench.add_argument("--seconds", type=float, metavar="S",
+                       help="length of each load run (default 0.5)")
+    bench.add_argument("--client-workers", metavar="N,N", help="client threads of the "
+                       "connect-echo-close runs (default 1,4,16)")
+    bench.add_argument("--stream-conns", metavar="N,N", help="connections of the echo "
+                       "streams (default 1,64)")
+    bench.add_argument("--msg", type=int, metavar="B",
+                       help="bytes echoed per connection (default 64)")
+    bench.add_argument("--window", type=int, metavar="B",
+                       help="bytes in flight per stream connection (default 262144)")
+    bench.add_argument("--prefork-workers", type=int, metavar="N",
+                       help="the prefork servers' pool (default 8)")
+    bench.add_argument("--scale-conns", type=int, metavar="N", help="concurrent "
+                       "connections held on the poll and epoll servers (default 10000)")
+    bench.add_argument("--scale-children", type=int, metavar="N", help="concurrent "
+                       "connections, so children, on the fork servers (default 1000)")
+    bench.add_argument("--scale-seconds", type=float, metavar="S", help="time to "
+                       "open the scale runs' connections (default 120; what is open "
+                       "by then is reported)")
+    bench.add_argument("--strace-conns", type=int, metavar="N", help="connections "
+                       "counted under strace (default 200)")
+    bench.add_argument("--only", metavar="NAME,NAME", help="only these servers "
+                       "(echod-fork, min-fork, socat-pipe, socat-cat, inetd-echo, ...)")
+    bench.add_argument("--out", metavar="DIR", help="a new or empty folder for "
+                       "bench.json, bench.md, bench.png (default artifacts/bench/)")
     command("build", build_command,
             "install missing packages, configure and compile (needs no root "
             "unless packages are missing)",
