@@ -5,6 +5,7 @@ broken before the command line was rewritten (python/faultline/cli.py).
 
 import json
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.cli
 
 FAULTLINE = paths.REPO / "faultline"
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+NOBODY_UID = pwd.getpwnam("nobody").pw_uid
 
 
 def clean_env(**extra):
@@ -108,6 +110,22 @@ def test_relative_server_command_is_not_found_from_elsewhere(hosts_possible, ser
     assert proc.returncode == 2 and len(lines) == 1 and "my-server" in lines[0], seen(proc)
 
 
+@pytest.mark.parametrize("user, uid", [(None, "0"), ("nobody", str(NOBODY_UID))],
+                         ids=["default", "nobody"])
+def test_check_user_runs_the_server_as_that_user(hosts_possible, tmp_path, user, uid):
+    """The server says its uid on stderr, kept in the check's artifacts."""
+    if os.geteuid() != 0:
+        pytest.skip("--user needs root (without root the server runs as the caller)")
+    server = "sh -c 'id -u >&2; exec socat TCP-LISTEN:7,fork,reuseaddr EXEC:cat'"
+    artifacts = tmp_path / "artifacts"
+    proc = faultline("check", "--server-cmd", server, "--port", "7", "--check",
+                     "binary-echo", *(["--user", user] if user else []),
+                     "--artifacts", artifacts, env=clean_env())
+    assert proc.returncode == 0 and "pass  binary-echo" in proc.stdout, seen(proc)
+    said = (artifacts / "binary-echo" / "server.stderr").read_text().split()
+    assert said[:1] == [uid], f"the server said {said[:3]}, want uid {uid}{seen(proc)}"
+
+
 @pytest.mark.parametrize("command", ["run", "demo"])
 def test_help_of_a_command_is_its_help(command, tmp_path):
     """run --help was taken for a scenario name, demo --help ran the demo."""
@@ -121,7 +139,9 @@ def test_help_of_a_command_is_its_help(command, tmp_path):
 @pytest.mark.parametrize("argv", [["demo", "--bogus"], ["bogus"], ["run"],
                                   ["run", "a", "b"], ["list", "extra"], ["check"],
                                   ["check", "--port", "0", "--server-cmd", "x"],
-                                  ["check", "--check", "nope", "--server-cmd", "x"]],
+                                  ["check", "--check", "nope", "--server-cmd", "x"],
+                                  ["check", "--user", "no-such-user", "--server-cmd", "x"],
+                                  ["check", "--user", "root", "--server-cmd", "x"]],
                          ids=" ".join)
 def test_usage_error_is_one_line_and_exit_2(argv, tmp_path):
     proc = faultline(*argv, env=clean_env(FAULTLINE_ARTIFACTS=tmp_path), timeout=20)

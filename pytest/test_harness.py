@@ -3,6 +3,7 @@ behind, whatever happens to the test or to pytest itself."""
 
 import json
 import os
+import pwd
 import random
 import signal
 import subprocess
@@ -148,6 +149,40 @@ def test_a_harness_killed_at_any_instant_leaves_nothing(hosts_possible, artifact
                f"every process of {killed} killed harnesses to die (seed {seed})",
                seen=lambda: procs.ps_table(map(procs.info, with_token(prefix)))
                + f"\ntokens: {sorted(set(with_token(prefix).values()))[:10]}")
+
+
+def credentials(pid):
+    """The Uid, Gid, CapEff, CapPrm, CapBnd... and NoNewPrivs lines of a
+    process's status."""
+    with open(f"/proc/{pid}/status") as f:
+        return {k: v.split() for k, _, v in (line.partition(":") for line in f)
+                if k in ("Uid", "Gid", "Groups", "CapEff", "CapPrm", "CapAmb", "NoNewPrivs")}
+
+
+SOCAT_ECHO = "socat TCP-LISTEN:7,fork,reuseaddr EXEC:cat"
+
+
+@pytest.mark.parametrize("user", [None, "nobody"], ids=["as-root", "as-nobody"])
+def test_a_server_run_as_a_user_has_its_uid_and_no_capabilities(host, faultline_server,
+                                                                 user):
+    """Server(user=...) drops the server to that user: its uids and gids,
+    no groups, no capability, no_new_privs, and still a port below 1024 on
+    its host. Without user=, the same server keeps root's: the check can tell."""
+    if os.geteuid() != 0:
+        pytest.skip("only root runs a server as another user; without root every "
+                    "server on a host already runs as the caller")
+    server = faultline_server(SOCAT_ECHO, 7, user=user)
+    with host.connect(7) as sock:
+        assert echo(sock) == b"ping\n"
+    seen = credentials(server.pid)
+    if user is None:
+        assert seen["Uid"] == ["0"] * 4 and seen["CapEff"] != ["0000000000000000"], seen
+        return
+    nobody = pwd.getpwnam("nobody")
+    assert seen["Uid"] == [str(nobody.pw_uid)] * 4, seen
+    assert seen["Gid"] == [str(nobody.pw_gid)] * 4 and seen.get("Groups", []) == [], seen
+    assert {seen[k][0] for k in ("CapEff", "CapPrm", "CapAmb")} == {"0000000000000000"}, seen
+    assert seen["NoNewPrivs"] == ["1"], seen
 
 
 def test_hosts_are_isolated_network_stacks(hosts_possible, artifact_dir):

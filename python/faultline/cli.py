@@ -129,7 +129,7 @@ def check_command(args):
     root.mkdir(parents=True, exist_ok=True)
 
     def make(host):
-        return Server(host, args.server_cmd, args.port)
+        return Server(host, args.server_cmd, args.port, user=args.user)
     try:
         checkrun.preflight(make, root / "preflight", options)
     except checkrun.NotAServer as e:
@@ -171,6 +171,19 @@ def check_arguments(args):
                          "faultline check --help")
     if not 1 <= args.port <= 65535:
         raise usage(f"--port wants a number from 1 to 65535, not {args.port}")
+    if args.user is not None:
+        import pwd
+        if os.geteuid() != 0:
+            raise usage(f"--user {args.user} needs root: without root, the server "
+                        f"already runs as you")
+        try:
+            entry = (pwd.getpwuid(int(args.user)) if args.user.isdigit()
+                     else pwd.getpwnam(args.user))
+        except KeyError:
+            raise usage(f"--user: no such user: {args.user}") from None
+        if entry.pw_uid == 0:
+            raise usage(f"--user {args.user} is root: name an unprivileged user, e.g. nobody")
+        args.user = entry.pw_name
     for name in ("start_timeout", "settle", "stop_timeout"):
         value = getattr(args, name)
         if not value > 0:
@@ -461,6 +474,10 @@ def make_parser():
                             f"packets; {HEADERS_AND_SOME} for the checks that move "
                             f"megabytes: {volume}); report.html says when payload "
                             f"was cut")
+    check.add_argument("--user", metavar="NAME",
+                       help="as root: run the server as this user, with no "
+                            "capabilities (ports below 1024 still bind on its host); "
+                            "the server's files must be that user's to read")
     check.add_argument("--stop-timeout", type=float, default=2.0, metavar="S",
                        help="seconds from SIGTERM to SIGKILL when a check's server is "
                             "stopped (default 2)")

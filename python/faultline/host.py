@@ -27,6 +27,7 @@ unavailable() says, in one line, why hosts cannot be made here.
 import ctypes
 import os
 import pickle
+import pwd
 import select
 import signal
 import socket
@@ -271,6 +272,7 @@ class Host:
         self._netns_inode = None
         self.proc_error = None
         self.closed = False
+        self._ports_for_users = False
         flhost = paths.binary("flhost")
         joins = [str(user_of.outer_pid)] if user_of is not None and os.geteuid() else []
         # The keeper's stdin: closed, the host ends; asked, it makes sockets.
@@ -334,12 +336,15 @@ class Host:
         cheapest look, for socket holders say (procs.host_pids)."""
         return procs.host_pids(self.init_pid)
 
-    def spawn(self, argv, name=None, stdin=subprocess.DEVNULL, env=None):
+    def spawn(self, argv, name=None, stdin=subprocess.DEVNULL, env=None, user=None):
         """Start argv on this host; stdout and stderr go to files in the
-        host's workdir (name.stdout, name.stderr), which the caller polls."""
+        host's workdir (name.stdout, name.stderr), which the caller polls.
+        user: a user name or uid to run it as, with no capabilities (root
+        only: without root everything on a host already runs as the caller)."""
         if self.closed:
             raise HostError(f"host {self.name} is closed")
         argv = [str(a) for a in argv]
+        as_user = self._as_user(user) if user is not None else []
         name = name or Path(argv[0]).name
         env = _with_admin_path(os.environ if env is None else env)
         stdout_path = self.workdir / f"{name}.stdout"
@@ -349,7 +354,7 @@ class Host:
             with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
                 shim = subprocess.Popen(
                     [str(paths.binary("flhost")), "exec", str(self.outer_pid),
-                     str(pid_w), "--", *argv],
+                     str(pid_w), *as_user, "--", *argv],
                     stdin=stdin, stdout=out, stderr=err, pass_fds=(pid_w,),
                     env=env)
             os.close(pid_w)
@@ -368,6 +373,29 @@ class Host:
         proc = Proc(self, name, argv, pid, shim, stdout_path, stderr_path)
         self._procs.append(proc)
         return proc
+
+    def _as_user(self, user):
+        """flhost's UID GID for user; the first time, lets ordinary users
+        bind ports below 1024 on this host (its network namespace only),
+        so a server on port 7 runs as one as it would as root."""
+        if os.geteuid() != 0:
+            raise HostError(f"running a server as user {user} needs root: without "
+                            f"root, everything on a host already runs as you")
+        try:
+            entry = pwd.getpwuid(user) if isinstance(user, int) else pwd.getpwnam(user)
+        except KeyError:
+            raise HostError(f"no such user: {user}") from None
+        if entry.pw_uid == 0:
+            raise HostError(f"user {user} is root: name an unprivileged user")
+        if not self._ports_for_users:
+            code, _, err = self.run(["/bin/sh", "-c", "echo 0 > "
+                                     "/proc/sys/net/ipv4/ip_unprivileged_port_start"],
+                                    name="unprivileged-ports")
+            if code != 0:
+                raise HostError(f"cannot open ports below 1024 to users on host "
+                                f"{self.name}: {err.strip()}")
+            self._ports_for_users = True
+        return [str(entry.pw_uid), str(entry.pw_gid)]
 
     def run(self, argv, timeout=10.0, name=None):
         """Run argv to completion on this host; returns (code, stdout, stderr)."""

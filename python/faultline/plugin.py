@@ -186,7 +186,7 @@ def faultline_server(request, host):
     """faultline_server(command, port, **options) starts a server on this
     test's host once it listens and sleeps waiting for connections, and
     returns it (a faultline.server.Server; options are its leaves=,
-    stopped_by_test=, exit_status=, env=, name=). At teardown each server
+    stopped_by_test=, exit_status=, env=, name=, user=). At teardown each server
     is checked as Server's exit checks it: alive, no zombies, no
     descriptors over its count at start, no CLOSE_WAIT, unless declared in
     leaves; a test that failed already only stops them."""

@@ -121,7 +121,7 @@ class Server:
     settle_timeout = 3.0
 
     def __init__(self, host, command, port, name="server", env=None, leaves=(),
-                 stopped_by_test=False, exit_status=None):
+                 stopped_by_test=False, exit_status=None, user=None):
         """command: an argv list, or a shell command line (run with sh -c
         only when it needs a shell).
         leaves: what the test expects the server to leave behind, among
@@ -129,7 +129,8 @@ class Server:
         stopped_by_test: the test ends the server itself; the check at exit
         waits for that exit instead of looking for leftovers.
         exit_status: the status the server must end with, whoever stops it
-        (None: any)."""
+        (None: any).
+        user: run it as this user, with no capabilities (Host.spawn)."""
         unknown = set(leaves) - set(LEFTOVERS)
         if unknown:
             raise ValueError(f"leaves: unknown {sorted(unknown)}; a server can "
@@ -138,6 +139,7 @@ class Server:
         self.port = port
         self.name = name
         self.env = env
+        self.user = user
         self.command = command
         self.leaves = frozenset(leaves)
         self.stopped_by_test = stopped_by_test
@@ -161,7 +163,8 @@ class Server:
     # --- life -----------------------------------------------------------
 
     def start(self, timeout=5.0):
-        self.proc = self.host.spawn(self.argv(), name=self.name, env=self.env)
+        self.proc = self.host.spawn(self.argv(), name=self.name, env=self.env,
+                                    user=self.user)
         self.wait_ready(timeout)
         return self
 
