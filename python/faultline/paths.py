@@ -2,7 +2,8 @@
 faultline; the binaries, the scenario files, the artifacts.
 
 A checkout (this package in python/faultline/ beside meson.build): the
-binaries come from the meson build in BUILD_DIR, the scenarios from
+binaries come from the meson build in BUILD_DIR (echod and echoc from
+FAULTLINE_PROGRAM_BUILD_DIR's when it is set), the scenarios from
 fixtures/scenarios/, the artifacts go to the checkout's artifacts/.
 
 An installed faultline (`meson install`, the .deb): meson wrote a module
@@ -38,6 +39,11 @@ else:
     REPO = PACKAGE.parents[1]
     # Relative to the checkout, not to wherever ./faultline or pytest was started.
     BUILD_DIR = REPO / os.environ.get("FAULTLINE_BUILD_DIR", "build")
+    # echod and echoc may come from another build (a sanitizer build, in
+    # .ci/run) while flhost and the zoo stay the plain build's: the
+    # harness's own keeper is not what is under test.
+    PROGRAM_BUILD_DIR = REPO / os.environ.get("FAULTLINE_PROGRAM_BUILD_DIR",
+                                              str(BUILD_DIR))
     ARTIFACTS_DIR = REPO / os.environ.get("FAULTLINE_ARTIFACTS", "artifacts")
     SCENARIO_DIR = REPO / "fixtures" / "scenarios"
 
@@ -51,12 +57,9 @@ def binary(name: str) -> Path:
             "flhost": _installed.LIBEXECDIR,
         }[name]
         return (PACKAGE / where).resolve() / name
-    where = {
-        "echod": "server/echod",
-        "echoc": "client/echoc",
-        "flhost": "python/faultline/native/flhost",
-    }[name]
-    return BUILD_DIR / where
+    if name == "flhost":
+        return BUILD_DIR / "python/faultline/native/flhost"
+    return PROGRAM_BUILD_DIR / {"echod": "server/echod", "echoc": "client/echoc"}[name]
 
 
 def version() -> str:
