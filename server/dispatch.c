@@ -124,6 +124,9 @@ int next_connection(int listenfd, struct echod_options *opt, long *conn,
             return -1;
         die_errno("ppoll", "listening socket");
     }
+    /* A flood of connects keeps the listener ready: take SIGTERM/SIGHUP
+     * now, or never. */
+    signals_deliver_pending(wait_mask);
     int connfd = accept_connection(listenfd, conn);
 
     if (connfd == ACCEPT_BACK_OFF)

@@ -68,6 +68,9 @@ extern volatile sig_atomic_t reload_requested;
 void log_signal(int signo);
 void signals_install(enum sigpipe_mode sigpipe, sigset_t *wait_mask);
 void signals_reset_in_child(void);
+/* After a wait that unblocks open_mask returned without EINTR: run the
+ * handlers of what became pending meanwhile (a ready wait does not). */
+void signals_deliver_pending(const sigset_t *open_mask);
 
 /* reap.c: SIGCHLD strategies; the child table the reapers maintain. */
 void reaper_install(enum reap_strategy reap);

@@ -9,7 +9,8 @@
  * RLIMIT_NOFILE is raised to the hard limit at start ("rlimit" event).
  *
  * Signals: SIGTERM, SIGINT and SIGHUP are unblocked only inside
- * epoll_pwait(), as in the fork model's ppoll(). SIGHUP re-reads --config
+ * epoll_pwait(), as in the fork model's ppoll(), and delivered after a wait
+ * that returned ready descriptors (signals_deliver_pending()). SIGHUP re-reads --config
  * (faults are process-wide: every connection's next hook sees the new
  * ones). SIGTERM closes the listener ("stop"), lets each connection echo
  * what has already arrived, closes it and exits 0; sessions still open
@@ -169,6 +170,10 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
                 continue;
             die_errno("epoll_pwait", "connections");
         }
+        /* Saturating streams keep some descriptor ready at every wait,
+         * and a ready epoll_pwait() leaves SIGTERM/SIGHUP pending
+         * (signals.c). The batch is served first: it was taken. */
+        signals_deliver_pending(wait_mask);
         for (int i = 0; i < n; i++) {
             /* Each descriptor appears once per batch, and nothing is
              * accepted until the batch is done: ptr is never stale. */

@@ -10,7 +10,8 @@
  *
  * Signals: SIGTERM, SIGINT and SIGHUP are unblocked only inside ppoll(), as
  * in the fork model, so a request cannot fall between the flag check and
- * the wait. SIGHUP re-reads --config; faults are process-wide here, so the
+ * the wait, and delivered after a ppoll() that returned ready descriptors
+ * (signals_deliver_pending()), which busy sessions make every wait do. SIGHUP re-reads --config; faults are process-wide here, so the
  * new ones apply at every connection's next hook. SIGTERM closes the
  * listener ("stop"), lets each connection echo what has already arrived,
  * closes it, and exits 0; sessions still open after --drain-timeout are
@@ -184,6 +185,9 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
                 continue;
             die_errno("ppoll", "connections");
         }
+        /* Saturating streams keep some descriptor ready at every wait,
+         * and a ready ppoll() leaves SIGTERM/SIGHUP pending (signals.c). */
+        signals_deliver_pending(wait_mask);
         serve_ready(&set);
         if (set.fds[0].revents & POLLIN)
             accept_ready(&set, listenfd, opt, &nconn, wait_mask);

@@ -15,7 +15,9 @@
  * observes.
  *
  * Termination: SIGTERM is blocked except while the session waits for data
- * in ppoll(). When it arrives, the session echoes what has already arrived
+ * in ppoll(), and delivered after a ppoll() that found data ready
+ * (signals_deliver_pending()), so a client that never pauses cannot hold
+ * it off. When it arrives, the session echoes what has already arrived
  * (a line in flight is finished), then closes: a drain, not a cut. Sessions
  * that are threads keep every signal blocked (they belong to the main
  * thread) and wait on session_stop_fd beside the connection instead: once
@@ -82,8 +84,12 @@ static int wait_readable(int fd)
     for (;;) {
         if (terminate_requested)
             return 0;
-        if (ppoll(p, 1, NULL, &open_mask) >= 0)
-            return 1;
+        if (ppoll(p, 1, NULL, &open_mask) >= 0) {
+            /* A peer that keeps sending keeps fd ready, and a ready
+             * ppoll() leaves SIGTERM pending (signals.c). */
+            signals_deliver_pending(&open_mask);
+            return terminate_requested ? 0 : 1;
+        }
         if (errno != EINTR)
             return -1;
     }
