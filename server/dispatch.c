@@ -5,6 +5,8 @@
  * model files hold only their loops.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -33,7 +35,7 @@ bool reload_config(struct echod_options *opt)
         log_reload_failed("no --config file to re-read");
         return false;
     }
-    if (config_load(opt->config_path, &opt->cli_faults, &fresh, err, sizeof err) < 0) {
+    if (config_load(opt->config_path, opt->cli_max_conns, &opt->cli_faults, &fresh, err, sizeof err) < 0) {
         /* A broken file keeps the configuration in force. */
         log_reload_failed(err);
         return false;
@@ -68,6 +70,34 @@ bool over_limit(const struct echod_options *opt, long conn, int connfd)
     live = children_count();
     sigprocmask(SIG_SETMASK, &old, NULL);
     return over_limit_count(opt, conn, connfd, live);
+}
+
+/* --keepalive on an accepted socket. A failure is logged and the session
+ * served anyway: keepalive only finds dead peers sooner. */
+static void keepalive_apply(int connfd)
+{
+    static const struct {
+        int level, name;
+        const char *call;
+    } opts[] = {
+        { SOL_SOCKET, SO_KEEPALIVE, "setsockopt(SO_KEEPALIVE)" },
+        { IPPROTO_TCP, TCP_KEEPIDLE, "setsockopt(TCP_KEEPIDLE)" },
+        { IPPROTO_TCP, TCP_KEEPINTVL, "setsockopt(TCP_KEEPINTVL)" },
+        { IPPROTO_TCP, TCP_KEEPCNT, "setsockopt(TCP_KEEPCNT)" },
+    };
+    const int values[] = { 1, session_limits.keepalive_idle,
+                           session_limits.keepalive_intvl,
+                           session_limits.keepalive_cnt };
+
+    if (session_limits.keepalive_idle <= 0)
+        return;
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        if (values[i] <= 0)
+            continue; /* the kernel's default (net.ipv4.tcp_keepalive_*) */
+        if (setsockopt(connfd, opts[i].level, opts[i].name, &values[i],
+                       sizeof values[i]) < 0)
+            log_error("keepalive_error", opts[i].call, errno);
+    }
 }
 
 int accept_connection(int listenfd, long *conn)
@@ -109,6 +139,7 @@ int accept_connection(int listenfd, long *conn)
     }
     ++*conn;
     log_accept(*conn, (struct sockaddr *)&peer, peerlen);
+    keepalive_apply(connfd);
     return connfd;
 }
 
@@ -188,4 +219,43 @@ enum sock_fault_effect socket_fault(struct fault_hit hit, int fd, long conn)
     if (sock_fault_apply(fd, hit.action, &effect, err, sizeof err) < 0)
         log_fault_error(conn, err);
     return effect;
+}
+
+struct session_limits session_limits;
+
+bool timespec_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+void deadlines_start(struct session_deadlines *d)
+{
+    d->idle_on = session_limits.idle_ms > 0;
+    d->end_on = session_limits.session_ms > 0;
+    if (d->idle_on)
+        d->idle = deadline_after(session_limits.idle_ms);
+    if (d->end_on)
+        d->end = deadline_after(session_limits.session_ms);
+}
+
+void deadlines_read(struct session_deadlines *d)
+{
+    if (d->idle_on)
+        d->idle = deadline_after(session_limits.idle_ms);
+}
+
+bool deadlines_next(const struct session_deadlines *d, struct timespec *when,
+                    const char **which)
+{
+    if (d->idle_on && (!d->end_on || !timespec_before(&d->end, &d->idle))) {
+        *when = d->idle;
+        *which = "idle";
+        return true;
+    }
+    if (d->end_on) {
+        *when = d->end;
+        *which = "session";
+        return true;
+    }
+    return false;
 }

@@ -14,6 +14,9 @@
  *                             c->fd >= 0), then evconn_close(c); else
  *                             re-arm with evconn_interest(c) if it changed
  *   evconn_drain(c)           on SIGTERM, for every one; same return
+ *   evconn_expired()          after each wake-up, until NULL: a session
+ *                             past its timeout, to unregister and close
+ *                             (evconn_timeout_left() bounds the wait)
  *   evconn_discard(c)         when the drain deadline passed
  *
  * Everything here runs in one thread; nothing is async-signal-safe.
@@ -67,6 +70,9 @@ struct evconn {
     long long short_cap;    /* short=N on this round: bytes per write(2), 0 = no cap */
     struct fault_ctx ctx;   /* conn, bytes read so far, fd: for the hooks */
     struct evconn *prev, *next; /* evconn.c's list of open sessions */
+    struct session_deadlines dl; /* --idle-timeout, --session-timeout */
+    struct evconn *quieter, *busier; /* evconn.c's list by last read */
+    size_t slot;            /* the poll model's index of it: the loop's own */
     char buf[EVCONN_BUFSIZE];
 };
 
@@ -109,6 +115,15 @@ void evconn_discard(struct evconn *c);
  * of them: follow ->next, read before evconn_close() or evconn_discard(). */
 size_t evconn_live(void);
 struct evconn *evconn_first(void);
+
+/* --idle-timeout, --session-timeout: the time until the next session
+ * deadline (0 when one has passed) for the loop's wait; false when no
+ * session has one. */
+bool evconn_timeout_left(struct timespec *left);
+/* A session whose deadline has passed, ended (session_timeout and
+ * session_end logged): the loop unregisters and closes it as any ended
+ * one. NULL when none is due; call until NULL. */
+struct evconn *evconn_expired(void);
 
 /* Raise RLIMIT_NOFILE's soft limit to the hard one and log it ("rlimit"):
  * the event loops hold every connection's descriptor in one process. */

@@ -139,6 +139,8 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
 
     for (;;) {
         bool accept_now = false;
+        struct timespec expiry;
+        struct evconn *late;
         int timeout = -1, n;
 
         if (terminate_requested && !stopping) {
@@ -161,6 +163,9 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
             }
             timeout = timeout_ms(&left);
         }
+        if (evconn_timeout_left(&expiry) &&
+            (timeout < 0 || timeout_ms(&expiry) < timeout))
+            timeout = timeout_ms(&expiry);
         if (reload_requested)
             if (reload_config(opt))
                 log_reload(opt);
@@ -182,6 +187,10 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
             else
                 serve_one(epfd, ready[i].data.ptr, ready[i].events);
         }
+        /* --idle-timeout, --session-timeout: after the batch, whose
+         * pointers must not outlive what they point to. */
+        while ((late = evconn_expired()) != NULL)
+            finish(epfd, late);
         if (accept_now && !stopping)
             accept_ready(epfd, listenfd, opt, &nconn, wait_mask);
     }

@@ -67,6 +67,7 @@ static int set_add(struct poll_set *set, struct evconn *c)
     set->fds[set->n] = (struct pollfd){ .fd = c->fd,
                                         .events = poll_events(evconn_interest(c)) };
     set->conns[set->n] = c;
+    c->slot = set->n;
     set->n++;
     return 0;
 }
@@ -79,6 +80,7 @@ static void set_close(struct poll_set *set, size_t i)
     set->n--;
     set->fds[i] = set->fds[set->n];
     set->conns[i] = set->conns[set->n];
+    set->conns[i]->slot = i;
     evconn_close(c);
 }
 
@@ -134,6 +136,15 @@ static void accept_ready(struct poll_set *set, int listenfd,
     }
 }
 
+/* --idle-timeout, --session-timeout: close the sessions past theirs. */
+static void expire(struct poll_set *set)
+{
+    struct evconn *c;
+
+    while ((c = evconn_expired()) != NULL)
+        set_close(set, c->slot);
+}
+
 /* SIGTERM: no new connections; each open one finishes what has arrived. */
 static void stop(struct poll_set *set, int listenfd, long nconn)
 {
@@ -159,7 +170,7 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
     set.n = 1;
 
     for (;;) {
-        struct timespec *timeout = NULL;
+        struct timespec *timeout = NULL, expiry;
 
         if (terminate_requested && !stopping) {
             stopping = true;
@@ -177,6 +188,9 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
             }
             timeout = &left;
         }
+        if (evconn_timeout_left(&expiry) &&
+            (timeout == NULL || timespec_before(&expiry, timeout)))
+            timeout = &expiry;
         if (reload_requested)
             if (reload_config(opt))
                 log_reload(opt);
@@ -189,6 +203,7 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
          * and a ready ppoll() leaves SIGTERM/SIGHUP pending (signals.c). */
         signals_deliver_pending(wait_mask);
         serve_ready(&set);
+        expire(&set);
         if (set.fds[0].revents & POLLIN)
             accept_ready(&set, listenfd, opt, &nconn, wait_mask);
     }
