@@ -5,11 +5,13 @@
  * model files hold only their loops.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include "die.h"
 #include "echod.h"
 #include "errfmt.h"
+#include "eventlog.h"
 #include "fault.h"
 
 void accept_backoff(const sigset_t *wait_mask)
@@ -70,6 +73,58 @@ bool over_limit(const struct echod_options *opt, long conn, int connfd)
     live = children_count();
     sigprocmask(SIG_SETMASK, &old, NULL);
     return over_limit_count(opt, conn, connfd, live);
+}
+
+/* --emfile reserve: a descriptor held back for the moment the process
+ * runs out, -1 without it (or in a fork child, which accepts nothing). */
+static int reserve_fd = -1;
+
+void accept_reserve_open(void)
+{
+    reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (reserve_fd < 0)
+        die_errno("open", "/dev/null (the --emfile reserve)");
+}
+
+void accept_reserve_drop(void)
+{
+    if (reserve_fd >= 0)
+        close(reserve_fd);
+    reserve_fd = -1;
+}
+
+/* Out of descriptors, with one in reserve: free it, take the connection
+ * that waits, close it at once, take the reserve back. The client sees
+ * its connection closed now rather than hanging in the backlog, the
+ * listener stops being ready, and nobody sleeps: the other sessions go on
+ * at full speed (the libev/nginx idiom). Returns true when that is done
+ * (one shed, or none was waiting after all), false without a reserve. */
+static bool shed_with_reserve(int listenfd, long *conn, int errnum)
+{
+    struct sockaddr_storage peer;
+    socklen_t peerlen = sizeof peer;
+    struct event ev;
+    int fd, accept_errno;
+
+    if (reserve_fd < 0)
+        return false;
+    accept_reserve_drop();
+    fd = accept4(listenfd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC);
+    accept_errno = errno;
+    if (fd >= 0) {
+        ++*conn;
+        log_accept(*conn, (struct sockaddr *)&peer, peerlen);
+        event_begin(&ev, "refused");
+        event_int(&ev, "conn", *conn);
+        event_str(&ev, "error", strerror(errnum));
+        event_emit(&ev);
+        close(fd);
+    }
+    /* Fails only if something else took the descriptor meanwhile: the
+     * next EMFILE then backs off as without a reserve. */
+    reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0 || accept_errno == EAGAIN || accept_errno == EWOULDBLOCK ||
+           accept_errno == ECONNABORTED;
 }
 
 /* --keepalive on an accepted socket. A failure is logged and the session
@@ -128,13 +183,24 @@ int accept_connection(int listenfd, long *conn)
         case EPERM: case EACCES:
             log_error("accept_error", "accept", errno);
             return ACCEPT_NOTHING;
-        /* Out of descriptors or memory: the caller waits a little rather
-         * than spin on a listener that stays readable. */
-        case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
+        /* Out of descriptors or memory: shed the connection with the
+         * reserve (--emfile reserve), or else the caller waits a little
+         * rather than spin on a listener that stays readable (in poll and
+         * epoll that wait stalls every session). */
+        case EMFILE: case ENFILE:
+            if (shed_with_reserve(listenfd, conn, errno))
+                return ACCEPT_NOTHING;
             log_error("accept_error", "accept", errno);
             return ACCEPT_BACK_OFF;
+        case ENOBUFS: case ENOMEM:
+            log_error("accept_error", "accept", errno);
+            return ACCEPT_BACK_OFF;
+        /* Anything else (EBADF, ENOTSOCK, EFAULT: a bug, or a kernel that
+         * grew a new error): the server that dies of it takes every
+         * session with it. Log it and back off; the sessions go on. */
         default:
-            die_errno("accept", "listening socket");
+            log_error("accept_error", "accept", errno);
+            return ACCEPT_BACK_OFF;
         }
     }
     ++*conn;

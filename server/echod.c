@@ -72,6 +72,11 @@ static const char usage_tail[] =
     "                        TCP keepalive on accepted sockets: first probe\n"
     "                        after IDLE s, then every INTVL s, reset after CNT\n"
     "                        unanswered (default: off)\n"
+    "  --emfile backoff|reserve\n"
+    "                        out of descriptors at accept: pause 100 ms (the\n"
+    "                        default; in poll and epoll every session waits),\n"
+    "                        or close the waiting connection at once with a\n"
+    "                        descriptor held in reserve\n"
     "  --events FILE|-       append JSON-lines events to FILE or stdout\n"
     "  --backlog N           listen() backlog (default 1024)\n"
     "  --help                this text\n"
@@ -187,7 +192,7 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
 {
     enum { OPT_PORT = 256, OPT_BIND, OPT_MODEL, OPT_REAP, OPT_LEAK, OPT_EVENTS,
            OPT_BACKLOG, OPT_SIGPIPE, OPT_CONFIG, OPT_FAULT, OPT_DRAIN, OPT_WORKERS,
-           OPT_IDLE_TIMEOUT, OPT_SESSION_TIMEOUT, OPT_KEEPALIVE, OPT_MAX_CONNS,
+           OPT_IDLE_TIMEOUT, OPT_SESSION_TIMEOUT, OPT_KEEPALIVE, OPT_MAX_CONNS, OPT_EMFILE,
            OPT_HELP, OPT_VERSION };
     static const struct option longopts[] = {
         { "port", required_argument, NULL, OPT_PORT },
@@ -206,12 +211,14 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
         { "session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT },
         { "keepalive", required_argument, NULL, OPT_KEEPALIVE },
         { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+        { "emfile", required_argument, NULL, OPT_EMFILE },
         { "help", no_argument, NULL, OPT_HELP },
         { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 },
     };
     static const char *const reaps[] = { "waitpid", "wait", "none", NULL };
     static const char *const sigpipes[] = { "default", "ignore", "handler", NULL };
+    static const char *const emfiles[] = { "backoff", "reserve", NULL };
     const char *env = getenv("ECHOD_FAULTS");
     int c;
 
@@ -219,7 +226,7 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
         .bind = NULL, .port = 9877, .backlog = 1024, .model = &models[0],
         .reap = REAP_WAITPID, .sigpipe = SIGPIPE_DEFAULT, .leak_connfd = false,
         .events = NULL, .config_path = NULL, .drain_ms = 5000, .workers = 4,
-        .cli_max_conns = 0,
+        .cli_max_conns = 0, .emfile_reserve = false,
     };
     /* No timeouts, no keepalive: the classic servers have none. */
     session_limits = (struct session_limits){ 0 };
@@ -277,6 +284,9 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
             break;
         case OPT_KEEPALIVE:
             parse_keepalive(optarg);
+            break;
+        case OPT_EMFILE:
+            opt->emfile_reserve = choose("--emfile", optarg, emfiles) == 1;
             break;
         case OPT_MAX_CONNS:
             opt->cli_max_conns = (long)parse_flag_number("--max-conns", optarg, 0, 1000000);
@@ -348,6 +358,8 @@ int main(int argc, char **argv)
     signals_install(opt.sigpipe, &wait_mask);
     reaper_install(opt.reap);
 
+    if (opt.emfile_reserve)
+        accept_reserve_open();
     listenfd = net_listen(opt.bind, opt.port, opt.backlog, err, sizeof err);
     if (listenfd < 0)
         die("%s", err);
@@ -366,6 +378,7 @@ int main(int argc, char **argv)
     event_int(&ev, "idle_timeout_ms", session_limits.idle_ms);
     event_int(&ev, "session_timeout_ms", session_limits.session_ms);
     event_int(&ev, "keepalive_idle", session_limits.keepalive_idle);
+    event_str(&ev, "emfile", opt.emfile_reserve ? "reserve" : "backoff");
     event_int(&ev, "fault_hooks", FL_FAULT_HOOKS);
     event_emit(&ev);
 

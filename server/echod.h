@@ -79,6 +79,7 @@ struct echod_options {
     enum reap_strategy reap;
     enum sigpipe_mode sigpipe;
     bool leak_connfd;
+    bool emfile_reserve;        /* --emfile reserve (default: backoff) */
     const char *events;
     const char *config_path;
     long drain_ms;              /* how long SIGTERM waits for sessions */
@@ -176,10 +177,18 @@ void log_fault_error(long conn, const char *error);
 /* accept4() on the non-blocking listener with the shared error policy:
  * returns the connection (close-on-exec) numbered ++*conn and logged, or
  * ACCEPT_NOTHING when there is nothing to serve this time (wait again), or
- * ACCEPT_BACK_OFF when out of descriptors or memory: the caller should
- * accept_backoff() (never while holding a lock others wait on). */
+ * ACCEPT_BACK_OFF when out of descriptors or memory (without a reserve) or
+ * after an unexpected error, logged: the caller should accept_backoff()
+ * (never while holding a lock others wait on). No accept error ends the
+ * server. */
 enum { ACCEPT_NOTHING = -1, ACCEPT_BACK_OFF = -2 };
 int accept_connection(int listenfd, long *conn);
+/* --emfile reserve: hold one descriptor back (dies if it cannot, at
+ * start). At EMFILE/ENFILE accept_connection() then frees it, accepts the
+ * waiting connection, closes it (accept, then refused {conn, error}) and
+ * takes the reserve back: no back-off. A fork child drops it. */
+void accept_reserve_open(void);
+void accept_reserve_drop(void);
 /* Wait 100 ms, or less if a terminating signal comes. */
 void accept_backoff(const sigset_t *wait_mask);
 /* At the max_conns limit (counting live children): log "refused", close
