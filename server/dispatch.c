@@ -185,8 +185,9 @@ int accept_connection(int listenfd, long *conn)
             return ACCEPT_NOTHING;
         /* Out of descriptors or memory: shed the connection with the
          * reserve (--emfile reserve), or else the caller waits a little
-         * rather than spin on a listener that stays readable (in poll and
-         * epoll that wait stalls every session). */
+         * rather than spin on a listener that stays readable (poll and
+         * epoll by leaving the listener out of their wait: a sleep would
+         * stall every session). */
         case EMFILE: case ENFILE:
             if (shed_with_reserve(listenfd, conn, errno))
                 return ACCEPT_NOTHING;

@@ -322,20 +322,15 @@ void evconn_discard(struct evconn *c)
 }
 
 enum evconn_accept_status evconn_accept(int listenfd, const struct echod_options *opt,
-                                    long *nconn, const sigset_t *wait_mask,
-                                    struct evconn **out)
+                                    long *nconn, struct evconn **out)
 {
     bool leak;
     struct evconn *c;
     int connfd, flags;
 
     connfd = accept_connection(listenfd, nconn);
-    if (connfd == ACCEPT_BACK_OFF) {
-        /* Out of descriptors: every session stalls for the back-off, the
-         * price of one thread; better than spinning on the listener. */
-        accept_backoff(wait_mask);
-        return EVCONN_ACCEPT_DONE;
-    }
+    if (connfd == ACCEPT_BACK_OFF)
+        return EVCONN_ACCEPT_PAUSE;
     if (connfd < 0) {
         /* Aborted before we took it, or a signal: others may be waiting.
          * EAGAIN: wait again. */

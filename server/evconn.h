@@ -7,8 +7,9 @@
  * A model's loop, in outline (the redis ae split: one interface, one file
  * per backend):
  *
- *   evconn_accept()           until it says EVCONN_ACCEPT_DONE; register
- *                             each new one with evconn_interest()
+ *   evconn_accept()           until it says EVCONN_ACCEPT_DONE (or _PAUSE:
+ *                             leave the listener out of the wait a while);
+ *                             register each new one with evconn_interest()
  *   evconn_handle(c, events)  when the backend reports c; if it returns
  *                             true the session is over: unregister c (if
  *                             c->fd >= 0), then evconn_close(c); else
@@ -42,6 +43,10 @@
  * storm cannot starve the open sessions; the listener is level-triggered,
  * so the rest are taken at the next wake-up. */
 #define EVCONN_ACCEPT_BATCH 64
+
+/* How long the loop leaves the listener alone after EVCONN_ACCEPT_PAUSE
+ * (the blocking models' accept_backoff(), without the sleep). */
+#define EVCONN_ACCEPT_PAUSE_MS 100
 
 /* What the backend saw on a connection (evconn_handle's events). */
 enum {
@@ -80,14 +85,17 @@ enum evconn_accept_status {
     EVCONN_ACCEPT_DONE, /* the listener has nothing more now: wait again */
     EVCONN_ACCEPT_NEXT, /* one was taken and already dealt with: try again */
     EVCONN_ACCEPT_NEW,  /* *out is a new session to register */
+    EVCONN_ACCEPT_PAUSE, /* out of descriptors or memory, or an unexpected
+                            error (logged): stop watching the listener for
+                            EVCONN_ACCEPT_PAUSE_MS. Sleeping instead would
+                            stall every session: they share this thread. */
 };
 
 /* Take one connection off the non-blocking listener (accept_connection()),
  * apply max_conns (counting evconn_live()) and the accept fault point, make
  * the socket non-blocking, log session_start and run child_start. */
 enum evconn_accept_status evconn_accept(int listenfd, const struct echod_options *opt,
-                                    long *nconn, const sigset_t *wait_mask,
-                                    struct evconn **out);
+                                    long *nconn, struct evconn **out);
 
 /* EVCONN_IN and/or EVCONN_OUT: what the connection wants to wait for now. Never
  * 0 for a session that is not over. */

@@ -84,20 +84,25 @@ static void serve_one(int epfd, struct evconn *c, uint32_t re)
     settle(epfd, c, evconn_handle(c, events));
 }
 
-static void accept_ready(int epfd, int listenfd, const struct echod_options *opt,
-                         long *nconn, const sigset_t *wait_mask)
+/* Take what waits on the listener. Returns false when accept asked for a
+ * pause (EVCONN_ACCEPT_PAUSE). */
+static bool accept_ready(int epfd, int listenfd, const struct echod_options *opt,
+                         long *nconn)
 {
     for (int i = 0; i < EVCONN_ACCEPT_BATCH; i++) {
         struct evconn *c = NULL;
-        enum evconn_accept_status st = evconn_accept(listenfd, opt, nconn, wait_mask, &c);
+        enum evconn_accept_status st = evconn_accept(listenfd, opt, nconn, &c);
 
+        if (st == EVCONN_ACCEPT_PAUSE)
+            return false;
         if (st == EVCONN_ACCEPT_DONE)
-            return;
+            return true;
         if (st == EVCONN_ACCEPT_NEW && arm(epfd, c, EPOLL_CTL_ADD) < 0) {
             evconn_fail(c, errno);
             evconn_close(c);
         }
     }
+    return true;
 }
 
 /* SIGTERM: no new connections; each open one finishes what has arrived. */
@@ -125,8 +130,8 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
 {
     struct epoll_event listener = { .events = EPOLLIN, .data.ptr = NULL };
     struct epoll_event ready[EPOLL_BATCH];
-    struct timespec deadline = { 0, 0 }, left;
-    bool stopping = false;
+    struct timespec deadline = { 0, 0 }, left, resume = { 0, 0 }, pause_left;
+    bool stopping = false, paused = false;
     long nconn = 0;
     int epfd;
 
@@ -166,6 +171,15 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
         if (evconn_timeout_left(&expiry) &&
             (timeout < 0 || timeout_ms(&expiry) < timeout))
             timeout = timeout_ms(&expiry);
+        /* After an accept pause the listener rejoins the wait; until
+         * then the wait ends in time for it. */
+        if (paused && !stopping && !time_left(&resume, &pause_left)) {
+            if (epoll_ctl(epfd, EPOLL_CTL_ADD, listenfd, &listener) < 0)
+                die_errno("epoll_ctl", "listening socket");
+            paused = false;
+        }
+        if (paused && !stopping && (timeout < 0 || timeout_ms(&pause_left) < timeout))
+            timeout = timeout_ms(&pause_left);
         if (reload_requested)
             if (reload_config(opt))
                 log_reload(opt);
@@ -191,8 +205,11 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
          * pointers must not outlive what they point to. */
         while ((late = evconn_expired()) != NULL)
             finish(epfd, late);
-        if (accept_now && !stopping)
-            accept_ready(epfd, listenfd, opt, &nconn, wait_mask);
+        if (accept_now && !stopping && !accept_ready(epfd, listenfd, opt, &nconn)) {
+            epoll_ctl(epfd, EPOLL_CTL_DEL, listenfd, NULL);
+            resume = deadline_after(EVCONN_ACCEPT_PAUSE_MS);
+            paused = true;
+        }
     }
     close(epfd);
     return 0;

@@ -119,21 +119,25 @@ static void serve_ready(struct poll_set *set)
     }
 }
 
-static void accept_ready(struct poll_set *set, int listenfd,
-                         const struct echod_options *opt, long *nconn,
-                         const sigset_t *wait_mask)
+/* Take what waits on the listener. Returns false when accept asked for a
+ * pause (EVCONN_ACCEPT_PAUSE). */
+static bool accept_ready(struct poll_set *set, int listenfd,
+                         const struct echod_options *opt, long *nconn)
 {
     for (int i = 0; i < EVCONN_ACCEPT_BATCH; i++) {
         struct evconn *c = NULL;
-        enum evconn_accept_status st = evconn_accept(listenfd, opt, nconn, wait_mask, &c);
+        enum evconn_accept_status st = evconn_accept(listenfd, opt, nconn, &c);
 
+        if (st == EVCONN_ACCEPT_PAUSE)
+            return false;
         if (st == EVCONN_ACCEPT_DONE)
-            return;
+            return true;
         if (st == EVCONN_ACCEPT_NEW && set_add(set, c) < 0) {
             evconn_fail(c, ENOMEM);
             evconn_close(c);
         }
     }
+    return true;
 }
 
 /* --idle-timeout, --session-timeout: close the sessions past theirs. */
@@ -158,8 +162,8 @@ static void stop(struct poll_set *set, int listenfd, long nconn)
 int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mask)
 {
     struct poll_set set = { NULL, NULL, 0, 0 };
-    struct timespec deadline = { 0, 0 }, left;
-    bool stopping = false;
+    struct timespec deadline = { 0, 0 }, left, resume = { 0, 0 }, pause_left;
+    bool stopping = false, paused = false;
     long nconn = 0;
 
     evconn_raise_nofile();
@@ -191,6 +195,15 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
         if (evconn_timeout_left(&expiry) &&
             (timeout == NULL || timespec_before(&expiry, timeout)))
             timeout = &expiry;
+        /* After an accept pause the listener rejoins the wait; until
+         * then the wait ends in time for it. */
+        if (paused && !stopping && !time_left(&resume, &pause_left)) {
+            set.fds[0].fd = listenfd;
+            paused = false;
+        }
+        if (paused && !stopping &&
+            (timeout == NULL || timespec_before(&pause_left, timeout)))
+            timeout = &pause_left;
         if (reload_requested)
             if (reload_config(opt))
                 log_reload(opt);
@@ -204,8 +217,11 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
         signals_deliver_pending(wait_mask);
         serve_ready(&set);
         expire(&set);
-        if (set.fds[0].revents & POLLIN)
-            accept_ready(&set, listenfd, opt, &nconn, wait_mask);
+        if ((set.fds[0].revents & POLLIN) && !accept_ready(&set, listenfd, opt, &nconn)) {
+            set.fds[0].fd = -1; /* poll() skips it */
+            resume = deadline_after(EVCONN_ACCEPT_PAUSE_MS);
+            paused = true;
+        }
     }
     free(set.fds);
     free(set.conns);
