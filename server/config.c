@@ -81,10 +81,10 @@ static int parse_line(char *line, struct echod_config *cfg, char *why, size_t wh
     return -1;
 }
 
-int config_load(const char *path, const struct fault_set *base_faults,
+int config_load(const char *path, long base_max_conns, const struct fault_set *base_faults,
                 struct echod_config *cfg, char *err, size_t errlen)
 {
-    struct echod_config fresh = { .max_conns = 0, .faults = *base_faults };
+    struct echod_config fresh = { .max_conns = base_max_conns, .faults = *base_faults };
     char line[1024], why[FL_ERRLEN];
     int lineno = 0, rc = 0;
     FILE *f = fopen(path, "re");

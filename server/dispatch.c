@@ -5,9 +5,13 @@
  * model files hold only their loops.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +19,7 @@
 #include "die.h"
 #include "echod.h"
 #include "errfmt.h"
+#include "eventlog.h"
 #include "fault.h"
 
 void accept_backoff(const sigset_t *wait_mask)
@@ -33,7 +38,7 @@ bool reload_config(struct echod_options *opt)
         log_reload_failed("no --config file to re-read");
         return false;
     }
-    if (config_load(opt->config_path, &opt->cli_faults, &fresh, err, sizeof err) < 0) {
+    if (config_load(opt->config_path, opt->cli_max_conns, &opt->cli_faults, &fresh, err, sizeof err) < 0) {
         /* A broken file keeps the configuration in force. */
         log_reload_failed(err);
         return false;
@@ -70,6 +75,86 @@ bool over_limit(const struct echod_options *opt, long conn, int connfd)
     return over_limit_count(opt, conn, connfd, live);
 }
 
+/* --emfile reserve: a descriptor held back for the moment the process
+ * runs out, -1 without it (or in a fork child, which accepts nothing). */
+static int reserve_fd = -1;
+
+void accept_reserve_open(void)
+{
+    reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (reserve_fd < 0)
+        die_errno("open", "/dev/null (the --emfile reserve)");
+}
+
+void accept_reserve_drop(void)
+{
+    if (reserve_fd >= 0)
+        close(reserve_fd);
+    reserve_fd = -1;
+}
+
+/* Out of descriptors, with one in reserve: free it, take the connection
+ * that waits, close it at once, take the reserve back. The client sees
+ * its connection closed now rather than hanging in the backlog, the
+ * listener stops being ready, and nobody sleeps: the other sessions go on
+ * at full speed (the libev/nginx idiom). Returns true when that is done
+ * (one shed, or none was waiting after all), false without a reserve. */
+static bool shed_with_reserve(int listenfd, long *conn, int errnum)
+{
+    struct sockaddr_storage peer;
+    socklen_t peerlen = sizeof peer;
+    struct event ev;
+    int fd, accept_errno;
+
+    if (reserve_fd < 0)
+        return false;
+    accept_reserve_drop();
+    fd = accept4(listenfd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC);
+    accept_errno = errno;
+    if (fd >= 0) {
+        ++*conn;
+        log_accept(*conn, (struct sockaddr *)&peer, peerlen);
+        event_begin(&ev, "refused");
+        event_int(&ev, "conn", *conn);
+        event_str(&ev, "error", strerror(errnum));
+        event_emit(&ev);
+        close(fd);
+    }
+    /* Fails only if something else took the descriptor meanwhile: the
+     * next EMFILE then backs off as without a reserve. */
+    reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0 || accept_errno == EAGAIN || accept_errno == EWOULDBLOCK ||
+           accept_errno == ECONNABORTED;
+}
+
+/* --keepalive on an accepted socket. A failure is logged and the session
+ * served anyway: keepalive only finds dead peers sooner. */
+static void keepalive_apply(int connfd)
+{
+    static const struct {
+        int level, name;
+        const char *call;
+    } opts[] = {
+        { SOL_SOCKET, SO_KEEPALIVE, "setsockopt(SO_KEEPALIVE)" },
+        { IPPROTO_TCP, TCP_KEEPIDLE, "setsockopt(TCP_KEEPIDLE)" },
+        { IPPROTO_TCP, TCP_KEEPINTVL, "setsockopt(TCP_KEEPINTVL)" },
+        { IPPROTO_TCP, TCP_KEEPCNT, "setsockopt(TCP_KEEPCNT)" },
+    };
+    const int values[] = { 1, session_limits.keepalive_idle,
+                           session_limits.keepalive_intvl,
+                           session_limits.keepalive_cnt };
+
+    if (session_limits.keepalive_idle <= 0)
+        return;
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        if (values[i] <= 0)
+            continue; /* the kernel's default (net.ipv4.tcp_keepalive_*) */
+        if (setsockopt(connfd, opts[i].level, opts[i].name, &values[i],
+                       sizeof values[i]) < 0)
+            log_error("keepalive_error", opts[i].call, errno);
+    }
+}
+
 int accept_connection(int listenfd, long *conn)
 {
     struct sockaddr_storage peer;
@@ -98,17 +183,30 @@ int accept_connection(int listenfd, long *conn)
         case EPERM: case EACCES:
             log_error("accept_error", "accept", errno);
             return ACCEPT_NOTHING;
-        /* Out of descriptors or memory: the caller waits a little rather
-         * than spin on a listener that stays readable. */
-        case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
+        /* Out of descriptors or memory: shed the connection with the
+         * reserve (--emfile reserve), or else the caller waits a little
+         * rather than spin on a listener that stays readable (poll and
+         * epoll by leaving the listener out of their wait: a sleep would
+         * stall every session). */
+        case EMFILE: case ENFILE:
+            if (shed_with_reserve(listenfd, conn, errno))
+                return ACCEPT_NOTHING;
             log_error("accept_error", "accept", errno);
             return ACCEPT_BACK_OFF;
+        case ENOBUFS: case ENOMEM:
+            log_error("accept_error", "accept", errno);
+            return ACCEPT_BACK_OFF;
+        /* Anything else (EBADF, ENOTSOCK, EFAULT: a bug, or a kernel that
+         * grew a new error): the server that dies of it takes every
+         * session with it. Log it and back off; the sessions go on. */
         default:
-            die_errno("accept", "listening socket");
+            log_error("accept_error", "accept", errno);
+            return ACCEPT_BACK_OFF;
         }
     }
     ++*conn;
     log_accept(*conn, (struct sockaddr *)&peer, peerlen);
+    keepalive_apply(connfd);
     return connfd;
 }
 
@@ -124,6 +222,9 @@ int next_connection(int listenfd, struct echod_options *opt, long *conn,
             return -1;
         die_errno("ppoll", "listening socket");
     }
+    /* A flood of connects keeps the listener ready: take SIGTERM/SIGHUP
+     * now, or never. */
+    signals_deliver_pending(wait_mask);
     int connfd = accept_connection(listenfd, conn);
 
     if (connfd == ACCEPT_BACK_OFF)
@@ -185,4 +286,43 @@ enum sock_fault_effect socket_fault(struct fault_hit hit, int fd, long conn)
     if (sock_fault_apply(fd, hit.action, &effect, err, sizeof err) < 0)
         log_fault_error(conn, err);
     return effect;
+}
+
+struct session_limits session_limits;
+
+bool timespec_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+void deadlines_start(struct session_deadlines *d)
+{
+    d->idle_on = session_limits.idle_ms > 0;
+    d->end_on = session_limits.session_ms > 0;
+    if (d->idle_on)
+        d->idle = deadline_after(session_limits.idle_ms);
+    if (d->end_on)
+        d->end = deadline_after(session_limits.session_ms);
+}
+
+void deadlines_read(struct session_deadlines *d)
+{
+    if (d->idle_on)
+        d->idle = deadline_after(session_limits.idle_ms);
+}
+
+bool deadlines_next(const struct session_deadlines *d, struct timespec *when,
+                    const char **which)
+{
+    if (d->idle_on && (!d->end_on || !timespec_before(&d->end, &d->idle))) {
+        *when = d->idle;
+        *which = "idle";
+        return true;
+    }
+    if (d->end_on) {
+        *when = d->end;
+        *which = "session";
+        return true;
+    }
+    return false;
 }

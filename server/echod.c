@@ -59,6 +59,24 @@ static const char usage_tail[] =
     "  --drain-timeout MS    on SIGTERM, wait this long for open sessions to\n"
     "                        finish (default 5000; fork and prefork wait only\n"
     "                        with the waitpid reaper)\n"
+    "  --max-conns N         at most N sessions at once, more are accepted and\n"
+    "                        closed (default 0: no limit; --config's max_conns\n"
+    "                        overrides it)\n"
+    "  --idle-timeout SECONDS\n"
+    "                        close a session after SECONDS with no byte from\n"
+    "                        its client (default 0: never; 0.25 = 250 ms)\n"
+    "  --session-timeout SECONDS\n"
+    "                        close a session SECONDS after its accept, however\n"
+    "                        busy (default 0: never)\n"
+    "  --keepalive IDLE[,INTVL,CNT]\n"
+    "                        TCP keepalive on accepted sockets: first probe\n"
+    "                        after IDLE s, then every INTVL s, reset after CNT\n"
+    "                        unanswered (default: off)\n"
+    "  --emfile backoff|reserve\n"
+    "                        out of descriptors at accept: stop accepting for\n"
+    "                        100 ms, connections wait (the default), or close\n"
+    "                        the waiting connection at once with a descriptor\n"
+    "                        held in reserve\n"
     "  --events FILE|-       append JSON-lines events to FILE or stdout\n"
     "  --backlog N           listen() backlog (default 1024)\n"
     "  --help                this text\n"
@@ -114,10 +132,67 @@ static void add_faults(struct fault_set *set, const char *where, const char *spe
 #endif
 }
 
+/* SECONDS for a timeout: digits, then optionally a point and one to three
+ * more (as in 30 or 0.25), at most a day; 0 turns the timeout off.
+ * Returns milliseconds. */
+static long parse_seconds(const char *flag, const char *text)
+{
+    long long whole = 0, frac = 0;
+    const char *p = text;
+    int decimals = 0;
+    bool ok = *p >= '0' && *p <= '9';
+
+    while (*p >= '0' && *p <= '9' && whole <= 86400)
+        whole = whole * 10 + (*p++ - '0');
+    if (*p == '.') {
+        p++;
+        while (*p >= '0' && *p <= '9' && decimals < 3) {
+            frac = frac * 10 + (*p++ - '0');
+            decimals++;
+        }
+        ok = ok && decimals > 0;
+    }
+    for (; decimals < 3; decimals++)
+        frac *= 10;
+    if (!ok || *p != '\0' || whole * 1000 + frac > 86400000LL)
+        die_usage("%s wants seconds from 0 to 86400 with at most 3 decimals "
+                  "(as in 30 or 0.25), not '%s'", flag, text);
+    return (long)(whole * 1000 + frac);
+}
+
+/* --keepalive IDLE[,INTVL,CNT]: seconds idle before the first probe,
+ * seconds between probes, probes unanswered before the reset (Linux's
+ * TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT and their limits). */
+static void parse_keepalive(const char *text)
+{
+    char copy[64], *intvl = NULL, *cnt = NULL;
+
+    if (strlen(text) >= sizeof copy)
+        die_usage("--keepalive wants IDLE[,INTVL,CNT], not '%s'", text);
+    strcpy(copy, text);
+    intvl = strchr(copy, ',');
+    if (intvl) {
+        *intvl++ = '\0';
+        cnt = strchr(intvl, ',');
+        if (cnt == NULL)
+            die_usage("--keepalive wants IDLE or IDLE,INTVL,CNT, not '%s'", text);
+        *cnt++ = '\0';
+    }
+    session_limits.keepalive_idle =
+        (int)parse_flag_number("--keepalive IDLE", copy, 1, 32767);
+    if (intvl) {
+        session_limits.keepalive_intvl =
+            (int)parse_flag_number("--keepalive INTVL", intvl, 1, 32767);
+        session_limits.keepalive_cnt =
+            (int)parse_flag_number("--keepalive CNT", cnt, 1, 127);
+    }
+}
+
 static void parse_options(int argc, char **argv, struct echod_options *opt)
 {
     enum { OPT_PORT = 256, OPT_BIND, OPT_MODEL, OPT_REAP, OPT_LEAK, OPT_EVENTS,
            OPT_BACKLOG, OPT_SIGPIPE, OPT_CONFIG, OPT_FAULT, OPT_DRAIN, OPT_WORKERS,
+           OPT_IDLE_TIMEOUT, OPT_SESSION_TIMEOUT, OPT_KEEPALIVE, OPT_MAX_CONNS, OPT_EMFILE,
            OPT_HELP, OPT_VERSION };
     static const struct option longopts[] = {
         { "port", required_argument, NULL, OPT_PORT },
@@ -132,12 +207,18 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
         { "workers", required_argument, NULL, OPT_WORKERS },
         { "events", required_argument, NULL, OPT_EVENTS },
         { "backlog", required_argument, NULL, OPT_BACKLOG },
+        { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+        { "session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT },
+        { "keepalive", required_argument, NULL, OPT_KEEPALIVE },
+        { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+        { "emfile", required_argument, NULL, OPT_EMFILE },
         { "help", no_argument, NULL, OPT_HELP },
         { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 },
     };
     static const char *const reaps[] = { "waitpid", "wait", "none", NULL };
     static const char *const sigpipes[] = { "default", "ignore", "handler", NULL };
+    static const char *const emfiles[] = { "backoff", "reserve", NULL };
     const char *env = getenv("ECHOD_FAULTS");
     int c;
 
@@ -145,7 +226,10 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
         .bind = NULL, .port = 9877, .backlog = 1024, .model = &models[0],
         .reap = REAP_WAITPID, .sigpipe = SIGPIPE_DEFAULT, .leak_connfd = false,
         .events = NULL, .config_path = NULL, .drain_ms = 5000, .workers = 4,
+        .cli_max_conns = 0, .emfile_reserve = false,
     };
+    /* No timeouts, no keepalive: the classic servers have none. */
+    session_limits = (struct session_limits){ 0 };
     opt->cli_faults = (struct fault_set){ .n = 0 };
     if (env && *env)
         add_faults(&opt->cli_faults, "ECHOD_FAULTS", env);
@@ -191,6 +275,21 @@ static void parse_options(int argc, char **argv, struct echod_options *opt)
             break;
         case OPT_BACKLOG:
             opt->backlog = (int)parse_flag_number("--backlog", optarg, 1, 65535);
+            break;
+        case OPT_IDLE_TIMEOUT:
+            session_limits.idle_ms = parse_seconds("--idle-timeout", optarg);
+            break;
+        case OPT_SESSION_TIMEOUT:
+            session_limits.session_ms = parse_seconds("--session-timeout", optarg);
+            break;
+        case OPT_KEEPALIVE:
+            parse_keepalive(optarg);
+            break;
+        case OPT_EMFILE:
+            opt->emfile_reserve = choose("--emfile", optarg, emfiles) == 1;
+            break;
+        case OPT_MAX_CONNS:
+            opt->cli_max_conns = (long)parse_flag_number("--max-conns", optarg, 0, 1000000);
             break;
         case OPT_HELP:
             usage();
@@ -243,9 +342,11 @@ int main(int argc, char **argv)
     set_progname(argv[0]);
     parse_options(argc, argv, &opt);
 
-    opt.config = (struct echod_config){ .max_conns = 0, .faults = opt.cli_faults };
+    opt.config = (struct echod_config){ .max_conns = opt.cli_max_conns,
+                                        .faults = opt.cli_faults };
     if (opt.config_path &&
-        config_load(opt.config_path, &opt.cli_faults, &opt.config, err, sizeof err) < 0)
+        config_load(opt.config_path, opt.cli_max_conns, &opt.cli_faults, &opt.config,
+                    err, sizeof err) < 0)
         die("%s", err);
     if (opt.events && event_log_open(opt.events, err, sizeof err) < 0)
         die("%s", err);
@@ -257,6 +358,8 @@ int main(int argc, char **argv)
     signals_install(opt.sigpipe, &wait_mask);
     reaper_install(opt.reap);
 
+    if (opt.emfile_reserve)
+        accept_reserve_open();
     listenfd = net_listen(opt.bind, opt.port, opt.backlog, err, sizeof err);
     if (listenfd < 0)
         die("%s", err);
@@ -272,6 +375,10 @@ int main(int argc, char **argv)
     event_str(&ev, "reap", reap_strategy_name(opt.reap));
     event_int(&ev, "leak_connfd", opt.leak_connfd);
     event_int(&ev, "max_conns", opt.config.max_conns);
+    event_int(&ev, "idle_timeout_ms", session_limits.idle_ms);
+    event_int(&ev, "session_timeout_ms", session_limits.session_ms);
+    event_int(&ev, "keepalive_idle", session_limits.keepalive_idle);
+    event_str(&ev, "emfile", opt.emfile_reserve ? "reserve" : "backoff");
     event_int(&ev, "fault_hooks", FL_FAULT_HOOKS);
     event_emit(&ev);
 

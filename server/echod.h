@@ -34,6 +34,34 @@ struct echod_config {
 
 struct echod_options;
 
+/* What a robust server adds and the classic ones lack: --idle-timeout,
+ * --session-timeout, --keepalive. All off (0) by default, so the classic
+ * reproductions keep their failures (a silent client held forever). Set
+ * once at start, before the first session; not reloaded by SIGHUP. */
+struct session_limits {
+    long idle_ms;       /* no byte read from the client for this long */
+    long session_ms;    /* a session's whole life, whatever it does */
+    int keepalive_idle; /* SO_KEEPALIVE: seconds idle before the first probe, 0 = off */
+    int keepalive_intvl; /* seconds between probes, 0 = the kernel's */
+    int keepalive_cnt;   /* unanswered probes before reset, 0 = the kernel's */
+};
+extern struct session_limits session_limits;
+
+/* A session's two deadlines under session_limits (CLOCK_MONOTONIC). */
+struct session_deadlines {
+    bool idle_on, end_on;
+    struct timespec idle, end;
+};
+/* At accept: both deadlines from now. */
+void deadlines_start(struct session_deadlines *d);
+/* Bytes came from the client: the idle deadline starts again. */
+void deadlines_read(struct session_deadlines *d);
+/* The nearest deadline and its name ("idle", "session"); false when none. */
+bool deadlines_next(const struct session_deadlines *d, struct timespec *when,
+                    const char **which);
+/* a before b */
+bool timespec_before(const struct timespec *a, const struct timespec *b);
+
 /* A concurrency model: --model name runs serve(), the model's accept/
  * dispatch loop (one file each), which returns the exit status. echod.c
  * holds the table of them. */
@@ -51,11 +79,13 @@ struct echod_options {
     enum reap_strategy reap;
     enum sigpipe_mode sigpipe;
     bool leak_connfd;
+    bool emfile_reserve;        /* --emfile reserve (default: backoff) */
     const char *events;
     const char *config_path;
     long drain_ms;              /* how long SIGTERM waits for sessions */
     int workers;                /* prefork: size of the pool */
     uint64_t fault_seed;        /* for rules without seed= */
+    long cli_max_conns;          /* --max-conns, 0 = unlimited (the default) */
     struct fault_set cli_faults; /* ECHOD_FAULTS, then --fault flags */
     struct echod_config config;  /* in force: command line + file */
 };
@@ -68,6 +98,9 @@ extern volatile sig_atomic_t reload_requested;
 void log_signal(int signo);
 void signals_install(enum sigpipe_mode sigpipe, sigset_t *wait_mask);
 void signals_reset_in_child(void);
+/* After a wait that unblocks open_mask returned without EINTR: run the
+ * handlers of what became pending meanwhile (a ready wait does not). */
+void signals_deliver_pending(const sigset_t *open_mask);
 
 /* reap.c: SIGCHLD strategies; the child table the reapers maintain. */
 void reaper_install(enum reap_strategy reap);
@@ -89,8 +122,9 @@ void reaped_track(void);
 size_t reaped_take(struct reaped_child *out, size_t max);
 
 /* config.c: load --config into cfg (whole, or not at all). Returns 0, or -1
- * with err "FILE:LINE: what is wrong". base_faults come first in cfg. */
-int config_load(const char *path, const struct fault_set *base_faults,
+ * with err "FILE:LINE: what is wrong". base_faults come first in cfg;
+ * max_conns is base_max_conns (--max-conns) unless the file sets it. */
+int config_load(const char *path, long base_max_conns, const struct fault_set *base_faults,
                 struct echod_config *cfg, char *err, size_t errlen);
 /* Put a config in force: seed its faults and activate them. */
 void config_apply(struct echod_config *cfg, uint64_t fault_seed);
@@ -125,6 +159,10 @@ void log_accept(long conn, const struct sockaddr *peer, socklen_t len);
 void log_error(const char *event, const char *call, int errnum);
 /* {conn, and key: value unless key is NULL} under the name `event` */
 void log_conn(const char *event, long conn, const char *key, long long value);
+/* A deadline of session_limits passed (which: "idle" or "session"):
+ * session_timeout {conn, reason: which, limit_ms}, then session_end
+ * {conn, bytes, reason: idle_timeout or session_timeout}. */
+void log_session_timeout(long conn, long long bytes, const char *which);
 /* errnum 0: no error field */
 void log_session_end(long conn, long long bytes, const char *reason, int errnum);
 void log_stop(long connections);
@@ -139,10 +177,18 @@ void log_fault_error(long conn, const char *error);
 /* accept4() on the non-blocking listener with the shared error policy:
  * returns the connection (close-on-exec) numbered ++*conn and logged, or
  * ACCEPT_NOTHING when there is nothing to serve this time (wait again), or
- * ACCEPT_BACK_OFF when out of descriptors or memory: the caller should
- * accept_backoff() (never while holding a lock others wait on). */
+ * ACCEPT_BACK_OFF when out of descriptors or memory (without a reserve) or
+ * after an unexpected error, logged: the caller should accept_backoff()
+ * (never while holding a lock others wait on). No accept error ends the
+ * server. */
 enum { ACCEPT_NOTHING = -1, ACCEPT_BACK_OFF = -2 };
 int accept_connection(int listenfd, long *conn);
+/* --emfile reserve: hold one descriptor back (dies if it cannot, at
+ * start). At EMFILE/ENFILE accept_connection() then frees it, accepts the
+ * waiting connection, closes it (accept, then refused {conn, error}) and
+ * takes the reserve back: no back-off. A fork child drops it. */
+void accept_reserve_open(void);
+void accept_reserve_drop(void);
 /* Wait 100 ms, or less if a terminating signal comes. */
 void accept_backoff(const sigset_t *wait_mask);
 /* At the max_conns limit (counting live children): log "refused", close

@@ -48,9 +48,15 @@
 #include "eventlog.h"
 #include "fault.h"
 
-/* The open sessions, newest first, so that SIGTERM can reach them all. */
-static struct evconn *open_conns;
+/* The open sessions, newest first, so that SIGTERM can reach them all;
+ * the last is the oldest, whose --session-timeout comes first. */
+static struct evconn *open_conns, *oldest_conn;
 static size_t live_conns;
+/* With --idle-timeout: the open sessions by their last read, quietest
+ * first, so the next idle deadline is always the head's (a read moves a
+ * session to the tail). Both lists keep finding the next deadline O(1)
+ * with any number of sessions. */
+static struct evconn *quietest, *busiest;
 
 size_t evconn_live(void)
 {
@@ -62,14 +68,41 @@ struct evconn *evconn_first(void)
     return open_conns;
 }
 
+static void quiet_append(struct evconn *c)
+{
+    c->quieter = busiest;
+    c->busier = NULL;
+    if (busiest)
+        busiest->busier = c;
+    else
+        quietest = c;
+    busiest = c;
+}
+
+static void quiet_unlink(struct evconn *c)
+{
+    if (c->quieter)
+        c->quieter->busier = c->busier;
+    else
+        quietest = c->busier;
+    if (c->busier)
+        c->busier->quieter = c->quieter;
+    else
+        busiest = c->quieter;
+}
+
 static void link_conn(struct evconn *c)
 {
     c->prev = NULL;
     c->next = open_conns;
     if (open_conns)
         open_conns->prev = c;
+    else
+        oldest_conn = c;
     open_conns = c;
     live_conns++;
+    if (c->dl.idle_on)
+        quiet_append(c);
 }
 
 static void unlink_conn(struct evconn *c)
@@ -80,7 +113,11 @@ static void unlink_conn(struct evconn *c)
         open_conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    else
+        oldest_conn = c->prev;
     live_conns--;
+    if (c->dl.idle_on)
+        quiet_unlink(c);
 }
 
 static void end_session(struct evconn *c, const char *reason, int errnum)
@@ -158,6 +195,11 @@ static void do_read(struct evconn *c)
         return;
     }
     c->ctx.bytes += n;
+    if (c->dl.idle_on) {
+        deadlines_read(&c->dl);
+        quiet_unlink(c);
+        quiet_append(c);
+    }
     hit = hook(c, FP_AFTER_READ);
     if (ended(c) || hit.action == FA_DROP)
         return; /* dropped: the bytes never enter the buffer */
@@ -280,20 +322,15 @@ void evconn_discard(struct evconn *c)
 }
 
 enum evconn_accept_status evconn_accept(int listenfd, const struct echod_options *opt,
-                                    long *nconn, const sigset_t *wait_mask,
-                                    struct evconn **out)
+                                    long *nconn, struct evconn **out)
 {
     bool leak;
     struct evconn *c;
     int connfd, flags;
 
     connfd = accept_connection(listenfd, nconn);
-    if (connfd == ACCEPT_BACK_OFF) {
-        /* Out of descriptors: every session stalls for the back-off, the
-         * price of one thread; better than spinning on the listener. */
-        accept_backoff(wait_mask);
-        return EVCONN_ACCEPT_DONE;
-    }
+    if (connfd == ACCEPT_BACK_OFF)
+        return EVCONN_ACCEPT_PAUSE;
     if (connfd < 0) {
         /* Aborted before we took it, or a signal: others may be waiting.
          * EAGAIN: wait again. */
@@ -327,6 +364,7 @@ enum evconn_accept_status evconn_accept(int listenfd, const struct echod_options
     c->head = c->len = c->round_left = 0;
     c->short_cap = 0;
     c->ctx = (struct fault_ctx){ .conn = *nconn, .bytes = 0, .fd = connfd };
+    deadlines_start(&c->dl);
     link_conn(c);
 
     log_conn("session_start", c->id, NULL, 0);
@@ -337,6 +375,56 @@ enum evconn_accept_status evconn_accept(int listenfd, const struct echod_options
     }
     *out = c;
     return EVCONN_ACCEPT_NEW;
+}
+
+/* The next deadline among the open sessions: the quietest one's idle
+ * deadline or the oldest one's session deadline. */
+static struct evconn *next_deadline(struct timespec *when, const char **which)
+{
+    struct evconn *c = NULL;
+
+    if (quietest) {
+        c = quietest;
+        *when = c->dl.idle;
+        *which = "idle";
+    }
+    if (oldest_conn && oldest_conn->dl.end_on &&
+        (c == NULL || timespec_before(&oldest_conn->dl.end, when))) {
+        c = oldest_conn;
+        *when = c->dl.end;
+        *which = "session";
+    }
+    return c;
+}
+
+bool evconn_timeout_left(struct timespec *left)
+{
+    struct timespec when;
+    const char *which;
+
+    if (next_deadline(&when, &which) == NULL)
+        return false;
+    if (!time_left(&when, left))
+        *left = (struct timespec){ 0, 0 };
+    return true;
+}
+
+struct evconn *evconn_expired(void)
+{
+    struct timespec when, now;
+    const char *which;
+    struct evconn *c = next_deadline(&when, &which);
+
+    if (c == NULL)
+        return NULL;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (timespec_before(&now, &when))
+        return NULL;
+    if (!ended(c)) {
+        log_session_timeout(c->id, c->ctx.bytes, which);
+        c->flags |= EVCONN_ENDED;
+    }
+    return c;
 }
 
 void evconn_raise_nofile(void)

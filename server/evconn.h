@@ -7,13 +7,17 @@
  * A model's loop, in outline (the redis ae split: one interface, one file
  * per backend):
  *
- *   evconn_accept()           until it says EVCONN_ACCEPT_DONE; register
- *                             each new one with evconn_interest()
+ *   evconn_accept()           until it says EVCONN_ACCEPT_DONE (or _PAUSE:
+ *                             leave the listener out of the wait a while);
+ *                             register each new one with evconn_interest()
  *   evconn_handle(c, events)  when the backend reports c; if it returns
  *                             true the session is over: unregister c (if
  *                             c->fd >= 0), then evconn_close(c); else
  *                             re-arm with evconn_interest(c) if it changed
  *   evconn_drain(c)           on SIGTERM, for every one; same return
+ *   evconn_expired()          after each wake-up, until NULL: a session
+ *                             past its timeout, to unregister and close
+ *                             (evconn_timeout_left() bounds the wait)
  *   evconn_discard(c)         when the drain deadline passed
  *
  * Everything here runs in one thread; nothing is async-signal-safe.
@@ -39,6 +43,10 @@
  * storm cannot starve the open sessions; the listener is level-triggered,
  * so the rest are taken at the next wake-up. */
 #define EVCONN_ACCEPT_BATCH 64
+
+/* How long the loop leaves the listener alone after EVCONN_ACCEPT_PAUSE
+ * (the blocking models' accept_backoff(), without the sleep). */
+#define EVCONN_ACCEPT_PAUSE_MS 100
 
 /* What the backend saw on a connection (evconn_handle's events). */
 enum {
@@ -67,6 +75,9 @@ struct evconn {
     long long short_cap;    /* short=N on this round: bytes per write(2), 0 = no cap */
     struct fault_ctx ctx;   /* conn, bytes read so far, fd: for the hooks */
     struct evconn *prev, *next; /* evconn.c's list of open sessions */
+    struct session_deadlines dl; /* --idle-timeout, --session-timeout */
+    struct evconn *quieter, *busier; /* evconn.c's list by last read */
+    size_t slot;            /* the poll model's index of it: the loop's own */
     char buf[EVCONN_BUFSIZE];
 };
 
@@ -74,14 +85,17 @@ enum evconn_accept_status {
     EVCONN_ACCEPT_DONE, /* the listener has nothing more now: wait again */
     EVCONN_ACCEPT_NEXT, /* one was taken and already dealt with: try again */
     EVCONN_ACCEPT_NEW,  /* *out is a new session to register */
+    EVCONN_ACCEPT_PAUSE, /* out of descriptors or memory, or an unexpected
+                            error (logged): stop watching the listener for
+                            EVCONN_ACCEPT_PAUSE_MS. Sleeping instead would
+                            stall every session: they share this thread. */
 };
 
 /* Take one connection off the non-blocking listener (accept_connection()),
  * apply max_conns (counting evconn_live()) and the accept fault point, make
  * the socket non-blocking, log session_start and run child_start. */
 enum evconn_accept_status evconn_accept(int listenfd, const struct echod_options *opt,
-                                    long *nconn, const sigset_t *wait_mask,
-                                    struct evconn **out);
+                                    long *nconn, struct evconn **out);
 
 /* EVCONN_IN and/or EVCONN_OUT: what the connection wants to wait for now. Never
  * 0 for a session that is not over. */
@@ -109,6 +123,15 @@ void evconn_discard(struct evconn *c);
  * of them: follow ->next, read before evconn_close() or evconn_discard(). */
 size_t evconn_live(void);
 struct evconn *evconn_first(void);
+
+/* --idle-timeout, --session-timeout: the time until the next session
+ * deadline (0 when one has passed) for the loop's wait; false when no
+ * session has one. */
+bool evconn_timeout_left(struct timespec *left);
+/* A session whose deadline has passed, ended (session_timeout and
+ * session_end logged): the loop unregisters and closes it as any ended
+ * one. NULL when none is due; call until NULL. */
+struct evconn *evconn_expired(void);
 
 /* Raise RLIMIT_NOFILE's soft limit to the hard one and log it ("rlimit"):
  * the event loops hold every connection's descriptor in one process. */

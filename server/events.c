@@ -57,6 +57,19 @@ void log_session_end(long conn, long long bytes, const char *reason, int errnum)
     event_emit(&ev);
 }
 
+void log_session_timeout(long conn, long long bytes, const char *which)
+{
+    bool idle = strcmp(which, "idle") == 0;
+    struct event ev;
+
+    event_begin(&ev, "session_timeout");
+    event_int(&ev, "conn", conn);
+    event_str(&ev, "reason", which);
+    event_int(&ev, "limit_ms", idle ? session_limits.idle_ms : session_limits.session_ms);
+    event_emit(&ev);
+    log_session_end(conn, bytes, idle ? "idle_timeout" : "session_timeout", 0);
+}
+
 void log_stop(long connections)
 {
     struct event ev;

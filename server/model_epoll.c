@@ -9,7 +9,8 @@
  * RLIMIT_NOFILE is raised to the hard limit at start ("rlimit" event).
  *
  * Signals: SIGTERM, SIGINT and SIGHUP are unblocked only inside
- * epoll_pwait(), as in the fork model's ppoll(). SIGHUP re-reads --config
+ * epoll_pwait(), as in the fork model's ppoll(), and delivered after a wait
+ * that returned ready descriptors (signals_deliver_pending()). SIGHUP re-reads --config
  * (faults are process-wide: every connection's next hook sees the new
  * ones). SIGTERM closes the listener ("stop"), lets each connection echo
  * what has already arrived, closes it and exits 0; sessions still open
@@ -83,20 +84,25 @@ static void serve_one(int epfd, struct evconn *c, uint32_t re)
     settle(epfd, c, evconn_handle(c, events));
 }
 
-static void accept_ready(int epfd, int listenfd, const struct echod_options *opt,
-                         long *nconn, const sigset_t *wait_mask)
+/* Take what waits on the listener. Returns false when accept asked for a
+ * pause (EVCONN_ACCEPT_PAUSE). */
+static bool accept_ready(int epfd, int listenfd, const struct echod_options *opt,
+                         long *nconn)
 {
     for (int i = 0; i < EVCONN_ACCEPT_BATCH; i++) {
         struct evconn *c = NULL;
-        enum evconn_accept_status st = evconn_accept(listenfd, opt, nconn, wait_mask, &c);
+        enum evconn_accept_status st = evconn_accept(listenfd, opt, nconn, &c);
 
+        if (st == EVCONN_ACCEPT_PAUSE)
+            return false;
         if (st == EVCONN_ACCEPT_DONE)
-            return;
+            return true;
         if (st == EVCONN_ACCEPT_NEW && arm(epfd, c, EPOLL_CTL_ADD) < 0) {
             evconn_fail(c, errno);
             evconn_close(c);
         }
     }
+    return true;
 }
 
 /* SIGTERM: no new connections; each open one finishes what has arrived. */
@@ -124,8 +130,8 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
 {
     struct epoll_event listener = { .events = EPOLLIN, .data.ptr = NULL };
     struct epoll_event ready[EPOLL_BATCH];
-    struct timespec deadline = { 0, 0 }, left;
-    bool stopping = false;
+    struct timespec deadline = { 0, 0 }, left, resume = { 0, 0 }, pause_left;
+    bool stopping = false, paused = false;
     long nconn = 0;
     int epfd;
 
@@ -138,6 +144,8 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
 
     for (;;) {
         bool accept_now = false;
+        struct timespec expiry;
+        struct evconn *late;
         int timeout = -1, n;
 
         if (terminate_requested && !stopping) {
@@ -160,6 +168,18 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
             }
             timeout = timeout_ms(&left);
         }
+        if (evconn_timeout_left(&expiry) &&
+            (timeout < 0 || timeout_ms(&expiry) < timeout))
+            timeout = timeout_ms(&expiry);
+        /* After an accept pause the listener rejoins the wait; until
+         * then the wait ends in time for it. */
+        if (paused && !stopping && !time_left(&resume, &pause_left)) {
+            if (epoll_ctl(epfd, EPOLL_CTL_ADD, listenfd, &listener) < 0)
+                die_errno("epoll_ctl", "listening socket");
+            paused = false;
+        }
+        if (paused && !stopping && (timeout < 0 || timeout_ms(&pause_left) < timeout))
+            timeout = timeout_ms(&pause_left);
         if (reload_requested)
             if (reload_config(opt))
                 log_reload(opt);
@@ -169,6 +189,10 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
                 continue;
             die_errno("epoll_pwait", "connections");
         }
+        /* Saturating streams keep some descriptor ready at every wait,
+         * and a ready epoll_pwait() leaves SIGTERM/SIGHUP pending
+         * (signals.c). The batch is served first: it was taken. */
+        signals_deliver_pending(wait_mask);
         for (int i = 0; i < n; i++) {
             /* Each descriptor appears once per batch, and nothing is
              * accepted until the batch is done: ptr is never stale. */
@@ -177,8 +201,15 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
             else
                 serve_one(epfd, ready[i].data.ptr, ready[i].events);
         }
-        if (accept_now && !stopping)
-            accept_ready(epfd, listenfd, opt, &nconn, wait_mask);
+        /* --idle-timeout, --session-timeout: after the batch, whose
+         * pointers must not outlive what they point to. */
+        while ((late = evconn_expired()) != NULL)
+            finish(epfd, late);
+        if (accept_now && !stopping && !accept_ready(epfd, listenfd, opt, &nconn)) {
+            epoll_ctl(epfd, EPOLL_CTL_DEL, listenfd, NULL);
+            resume = deadline_after(EVCONN_ACCEPT_PAUSE_MS);
+            paused = true;
+        }
     }
     close(epfd);
     return 0;

@@ -25,6 +25,7 @@
 static noreturn void run_child(int listenfd, int connfd, long conn)
 {
     close(listenfd);
+    accept_reserve_drop();
     signals_reset_in_child();
     /* _exit: stdio buffers were copied from the parent and are not ours. */
     _exit(session_serve(connfd, conn, SERVED_BY_CHILD, 0, false));

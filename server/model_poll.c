@@ -10,7 +10,8 @@
  *
  * Signals: SIGTERM, SIGINT and SIGHUP are unblocked only inside ppoll(), as
  * in the fork model, so a request cannot fall between the flag check and
- * the wait. SIGHUP re-reads --config; faults are process-wide here, so the
+ * the wait, and delivered after a ppoll() that returned ready descriptors
+ * (signals_deliver_pending()), which busy sessions make every wait do. SIGHUP re-reads --config; faults are process-wide here, so the
  * new ones apply at every connection's next hook. SIGTERM closes the
  * listener ("stop"), lets each connection echo what has already arrived,
  * closes it, and exits 0; sessions still open after --drain-timeout are
@@ -66,6 +67,7 @@ static int set_add(struct poll_set *set, struct evconn *c)
     set->fds[set->n] = (struct pollfd){ .fd = c->fd,
                                         .events = poll_events(evconn_interest(c)) };
     set->conns[set->n] = c;
+    c->slot = set->n;
     set->n++;
     return 0;
 }
@@ -78,6 +80,7 @@ static void set_close(struct poll_set *set, size_t i)
     set->n--;
     set->fds[i] = set->fds[set->n];
     set->conns[i] = set->conns[set->n];
+    set->conns[i]->slot = i;
     evconn_close(c);
 }
 
@@ -116,21 +119,34 @@ static void serve_ready(struct poll_set *set)
     }
 }
 
-static void accept_ready(struct poll_set *set, int listenfd,
-                         const struct echod_options *opt, long *nconn,
-                         const sigset_t *wait_mask)
+/* Take what waits on the listener. Returns false when accept asked for a
+ * pause (EVCONN_ACCEPT_PAUSE). */
+static bool accept_ready(struct poll_set *set, int listenfd,
+                         const struct echod_options *opt, long *nconn)
 {
     for (int i = 0; i < EVCONN_ACCEPT_BATCH; i++) {
         struct evconn *c = NULL;
-        enum evconn_accept_status st = evconn_accept(listenfd, opt, nconn, wait_mask, &c);
+        enum evconn_accept_status st = evconn_accept(listenfd, opt, nconn, &c);
 
+        if (st == EVCONN_ACCEPT_PAUSE)
+            return false;
         if (st == EVCONN_ACCEPT_DONE)
-            return;
+            return true;
         if (st == EVCONN_ACCEPT_NEW && set_add(set, c) < 0) {
             evconn_fail(c, ENOMEM);
             evconn_close(c);
         }
     }
+    return true;
+}
+
+/* --idle-timeout, --session-timeout: close the sessions past theirs. */
+static void expire(struct poll_set *set)
+{
+    struct evconn *c;
+
+    while ((c = evconn_expired()) != NULL)
+        set_close(set, c->slot);
 }
 
 /* SIGTERM: no new connections; each open one finishes what has arrived. */
@@ -146,8 +162,8 @@ static void stop(struct poll_set *set, int listenfd, long nconn)
 int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mask)
 {
     struct poll_set set = { NULL, NULL, 0, 0 };
-    struct timespec deadline = { 0, 0 }, left;
-    bool stopping = false;
+    struct timespec deadline = { 0, 0 }, left, resume = { 0, 0 }, pause_left;
+    bool stopping = false, paused = false;
     long nconn = 0;
 
     evconn_raise_nofile();
@@ -158,7 +174,7 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
     set.n = 1;
 
     for (;;) {
-        struct timespec *timeout = NULL;
+        struct timespec *timeout = NULL, expiry;
 
         if (terminate_requested && !stopping) {
             stopping = true;
@@ -176,6 +192,18 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
             }
             timeout = &left;
         }
+        if (evconn_timeout_left(&expiry) &&
+            (timeout == NULL || timespec_before(&expiry, timeout)))
+            timeout = &expiry;
+        /* After an accept pause the listener rejoins the wait; until
+         * then the wait ends in time for it. */
+        if (paused && !stopping && !time_left(&resume, &pause_left)) {
+            set.fds[0].fd = listenfd;
+            paused = false;
+        }
+        if (paused && !stopping &&
+            (timeout == NULL || timespec_before(&pause_left, timeout)))
+            timeout = &pause_left;
         if (reload_requested)
             if (reload_config(opt))
                 log_reload(opt);
@@ -184,9 +212,16 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
                 continue;
             die_errno("ppoll", "connections");
         }
+        /* Saturating streams keep some descriptor ready at every wait,
+         * and a ready ppoll() leaves SIGTERM/SIGHUP pending (signals.c). */
+        signals_deliver_pending(wait_mask);
         serve_ready(&set);
-        if (set.fds[0].revents & POLLIN)
-            accept_ready(&set, listenfd, opt, &nconn, wait_mask);
+        expire(&set);
+        if ((set.fds[0].revents & POLLIN) && !accept_ready(&set, listenfd, opt, &nconn)) {
+            set.fds[0].fd = -1; /* poll() skips it */
+            resume = deadline_after(EVCONN_ACCEPT_PAUSE_MS);
+            paused = true;
+        }
     }
     free(set.fds);
     free(set.conns);

@@ -173,6 +173,10 @@ static noreturn void run_worker(int listenfd, int index, struct echod_options *o
             log_error("worker_error", "ppoll", errno);
             _exit(1);
         }
+        /* Under a flood of connects the listener is always ready. */
+        signals_deliver_pending(&open_mask);
+        if (terminate_requested)
+            break;
         if (listener.revents & POLLHUP) {
             /* The master shut the listener down at SIGTERM. ppoll() now
              * reports that at once, every time, and a signal pending when

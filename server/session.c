@@ -15,7 +15,9 @@
  * observes.
  *
  * Termination: SIGTERM is blocked except while the session waits for data
- * in ppoll(). When it arrives, the session echoes what has already arrived
+ * in ppoll(), and delivered after a ppoll() that found data ready
+ * (signals_deliver_pending()), so a client that never pauses cannot hold
+ * it off. When it arrives, the session echoes what has already arrived
  * (a line in flight is finished), then closes: a drain, not a cut. Sessions
  * that are threads keep every signal blocked (they belong to the main
  * thread) and wait on session_stop_fd beside the connection instead: once
@@ -42,50 +44,117 @@
 
 #define SESSION_BUFSIZE 16384
 
-/* Write n bytes, at most `limit` per write(2) when a short= fault asks. */
-static ssize_t write_echo(int fd, const char *buf, size_t n, long long limit)
+int session_stop_fd = -1;
+
+/* What a wait of the session ended with. */
+enum { WAIT_READY, WAIT_TERMINATE, WAIT_ERROR, WAIT_TIMEOUT, WRITE_TIMEOUT = -2 };
+
+/* The time left until the session's nearest deadline, for ppoll(): NULL
+ * when it has none (wait for ever, as the classic servers do); *which
+ * names it. A deadline already passed leaves 0: ppoll() only looks. */
+static struct timespec *until_deadline(const struct session_deadlines *dl,
+                                       struct timespec *left, const char **which)
+{
+    struct timespec when;
+
+    if (!deadlines_next(dl, &when, which))
+        return NULL;
+    if (!time_left(&when, left))
+        *left = (struct timespec){ 0, 0 };
+    return left;
+}
+
+/* Write n bytes before the session's nearest deadline, or WRITE_TIMEOUT
+ * (*which names the deadline) when a peer that does not read holds the
+ * write past it. Like writen(), it keeps SIGTERM blocked: a drain finishes
+ * its writes. send() without MSG_NOSIGNAL: --sigpipe keeps its meaning. */
+static ssize_t write_by_deadline(int fd, const char *buf, size_t n,
+                                 const struct session_deadlines *dl, const char **which)
+{
+    size_t done = 0;
+
+    while (done < n) {
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        struct timespec left;
+        ssize_t w = send(fd, buf + done, n - done, MSG_DONTWAIT);
+        int ready;
+
+        if (w >= 0) {
+            done += (size_t)w;
+            continue;
+        }
+        if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        ready = ppoll(&p, 1, until_deadline(dl, &left, which), NULL);
+        if (ready == 0)
+            return WRITE_TIMEOUT;
+        if (ready < 0 && errno != EINTR)
+            return -1;
+    }
+    return (ssize_t)n;
+}
+
+/* Write n bytes, at most `limit` per write(2) when a short= fault asks.
+ * -1 with errno on an error, WRITE_TIMEOUT past a deadline. Without
+ * deadlines, UNP's writen(): the classic session blocks for ever on a
+ * peer that does not read. */
+static ssize_t write_echo(int fd, const char *buf, size_t n, long long limit,
+                          const struct session_deadlines *dl, const char **which)
 {
     size_t done = 0;
 
     if (limit <= 0)
-        return writen(fd, buf, n);
+        limit = (long long)n;
     while (done < n) {
         size_t piece = n - done < (size_t)limit ? n - done : (size_t)limit;
-        if (writen(fd, buf + done, piece) < 0)
-            return -1;
+        ssize_t w = (dl->idle_on || dl->end_on)
+                        ? write_by_deadline(fd, buf + done, piece, dl, which)
+                        : writen(fd, buf + done, piece);
+        if (w < 0)
+            return w;
         done += piece;
     }
     return (ssize_t)n;
 }
 
-int session_stop_fd = -1;
-
-/* Wait until fd is readable or SIGTERM came (session_stop_fd became
- * readable, for threads). Returns 1 readable, 0 asked to terminate, -1
- * error. */
-static int wait_readable(int fd)
+/* Wait until fd is readable, SIGTERM came (session_stop_fd became
+ * readable, for threads) or the session's nearest deadline passed (*which
+ * names it). */
+static int wait_readable(int fd, const struct session_deadlines *dl, const char **which)
 {
     struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
                            { .fd = session_stop_fd, .events = POLLIN } };
+    struct timespec left;
     sigset_t open_mask;
+    int ready;
 
     if (session_stop_fd >= 0) {
         /* A thread: the mask stays as it is, the flag is not ours. */
         for (;;) {
-            if (ppoll(p, 2, NULL, NULL) >= 0)
-                return (p[1].revents & POLLIN) ? 0 : 1;
+            ready = ppoll(p, 2, until_deadline(dl, &left, which), NULL);
+            if (ready > 0)
+                return (p[1].revents & POLLIN) ? WAIT_TERMINATE : WAIT_READY;
+            if (ready == 0)
+                return WAIT_TIMEOUT;
             if (errno != EINTR)
-                return -1;
+                return WAIT_ERROR;
         }
     }
     sigemptyset(&open_mask);
     for (;;) {
         if (terminate_requested)
-            return 0;
-        if (ppoll(p, 1, NULL, &open_mask) >= 0)
-            return 1;
+            return WAIT_TERMINATE;
+        ready = ppoll(p, 1, until_deadline(dl, &left, which), &open_mask);
+        if (ready > 0) {
+            /* A peer that keeps sending keeps fd ready, and a ready
+             * ppoll() leaves SIGTERM pending (signals.c). */
+            signals_deliver_pending(&open_mask);
+            return terminate_requested ? WAIT_TERMINATE : WAIT_READY;
+        }
+        if (ready == 0)
+            return WAIT_TIMEOUT;
         if (errno != EINTR)
-            return -1;
+            return WAIT_ERROR;
     }
 }
 
@@ -106,22 +175,29 @@ static int echo_session(struct fault_ctx *ctx, bool *closed)
     char buf[SESSION_BUFSIZE];
     const int connfd = ctx->fd;
     const long conn = ctx->conn;
+    struct session_deadlines dl;
+    const char *which = NULL;
     struct fault_hit hit;
     int draining = 0;
 
     *closed = false;
+    deadlines_start(&dl);
     for (;;) {
-        ssize_t n;
+        ssize_t n, w;
 
         if (hook_closed(FP_BEFORE_READ, ctx, &hit))
             break;
         if (!draining) {
-            int w = wait_readable(connfd);
-            if (w < 0) {
+            int waited = wait_readable(connfd, &dl, &which);
+            if (waited == WAIT_ERROR) {
                 log_session_end(conn, ctx->bytes, "poll", errno);
                 return 1;
             }
-            draining = (w == 0);
+            if (waited == WAIT_TIMEOUT) {
+                log_session_timeout(conn, ctx->bytes, which);
+                return 0;
+            }
+            draining = (waited == WAIT_TERMINATE);
         }
         /* Draining: take only what has already arrived, then close. */
         n = recv(connfd, buf, sizeof buf, draining ? MSG_DONTWAIT : 0);
@@ -140,14 +216,20 @@ static int echo_session(struct fault_ctx *ctx, bool *closed)
             return 1;
         }
         ctx->bytes += n;
+        deadlines_read(&dl);
         if (hook_closed(FP_AFTER_READ, ctx, &hit))
             break;
         if (hit.action == FA_DROP)
             continue;
         if (hook_closed(FP_BEFORE_WRITE, ctx, &hit))
             break;
-        if (write_echo(connfd, buf, (size_t)n,
-                       hit.action == FA_SHORT ? hit.arg : 0) < 0) {
+        w = write_echo(connfd, buf, (size_t)n, hit.action == FA_SHORT ? hit.arg : 0,
+                       &dl, &which);
+        if (w == WRITE_TIMEOUT) {
+            log_session_timeout(conn, ctx->bytes, which);
+            return 0;
+        }
+        if (w < 0) {
             log_session_end(conn, ctx->bytes, "write", errno);
             return 1;
         }

@@ -3,8 +3,21 @@
  * sets a flag; the loops do the work. SIGTERM, SIGINT and SIGHUP stay
  * blocked except inside the accept loop's ppoll(), which unblocks them
  * atomically, so a request cannot slip between the flag check and the wait.
+ *
+ * That alone is not enough under load: when ppoll() or epoll_pwait()
+ * returns ready descriptors, Linux restores the blocked mask without
+ * delivering a signal that became pending during the wait (only an EINTR
+ * return delivers it). A loop whose wait always has something ready (a
+ * saturating stream, a flood of connects, a shut-down listener) would keep
+ * the signal pending forever. So every wait that can return ready is
+ * followed by signals_deliver_pending(): one sigpending() per wake-up, and
+ * only when one of the wait's signals is pending, a brief unblock that
+ * runs its handler. Handlers stay the one place a signal is taken, so the
+ * reapers of reap.c (UNP 5.10's wait() per delivery) keep their meaning;
+ * a signalfd would have replaced them.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 
@@ -53,6 +66,25 @@ static void request_reload(int signo)
 static void note_sigpipe(int signo)
 {
     log_signal(signo);
+}
+
+void signals_deliver_pending(const sigset_t *open_mask)
+{
+    sigset_t pending, blocked;
+    bool waiting = false;
+
+    if (sigpending(&pending) < 0)
+        return;
+    /* Only what the wait would have let in: a signal this thread keeps
+     * blocked even there (SIGTERM in a thread session) is not ours. */
+    for (int signo = 1; signo < NSIG && !waiting; signo++)
+        waiting = sigismember(&pending, signo) == 1 &&
+                  sigismember(open_mask, signo) == 0;
+    if (!waiting)
+        return;
+    /* The handlers run on the way out of the first call. */
+    pthread_sigmask(SIG_SETMASK, open_mask, &blocked);
+    pthread_sigmask(SIG_SETMASK, &blocked, NULL);
 }
 
 void signals_install(enum sigpipe_mode sigpipe, sigset_t *wait_mask)

@@ -1,9 +1,13 @@
 """The kernel's TCP sockets inside a host, read from /proc/PID/net/tcp{,6},
 which shows the network namespace of PID: no `ss` process per look."""
 
+import ctypes
+import os
 import socket
 import struct
 from dataclasses import dataclass
+
+from . import procs
 
 STATES = {
     0x01: "ESTABLISHED", 0x02: "SYN_SENT", 0x03: "SYN_RECV", 0x04: "FIN_WAIT1",
@@ -118,3 +122,29 @@ def counters(host_pid):
             numbers = values.partition(":")[2].split()
             found[group] = {k: int(v) for k, v in zip(keys.split(), numbers)}
     return found
+
+
+_SYS_PIDFD_GETFD = 438  # the same number on every Linux architecture
+
+
+def socket_options(pid, inode, options):
+    """getsockopt(level, name) for each (level, name) of `options` on the
+    socket `inode` as process pid holds it: its descriptor is copied with
+    pidfd_getfd(2) (Linux 5.6, ptrace rights over pid), read, and closed.
+    Returns the values in order; raises LookupError when pid holds no
+    descriptor to that socket."""
+    target = f"socket:[{inode}]"
+    fds = [fd for fd, what in procs.open_fds(pid).items() if what == target]
+    if not fds:
+        raise LookupError(f"pid {pid} holds no descriptor to socket {inode}")
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        copy = libc.syscall(_SYS_PIDFD_GETFD, pidfd, int(fds[0]), 0)
+        if copy < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"pidfd_getfd(pid {pid}, fd {fds[0]}): {os.strerror(err)}")
+    finally:
+        os.close(pidfd)
+    with socket.socket(fileno=copy) as sock:
+        return [sock.getsockopt(level, name) for level, name in options]
