@@ -52,6 +52,7 @@ from .echod import Echod
 from .host import Host
 from .topology import TwoHosts
 from .server import Server
+from .interrupts import cleanup
 from .waiting import WaitTimeout, wait_until
 
 SCENARIO_DIR = paths.SCENARIO_DIR
@@ -804,9 +805,11 @@ def run(path, workdir):
                     capturer.stop()
                 result.verdict = judge(state, spec)
         finally:
-            state.server.terminate(check=False)
+            with cleanup(f"stopping {state.server.name}"):
+                state.server.terminate(check=False)
             if capturer:
-                capturer.stop()
+                with cleanup("stopping the packet capture"):
+                    capturer.stop()
     result.lines, result.failures = state.lines, state.failures
     result.measured = state.measured
     result.passed = not state.failures
