@@ -145,6 +145,18 @@ def test_reader_skips_only_a_torn_last_line(tmp_path):
     assert [e["event"] for e in read_events(log)] == ["stop"]
 
 
+def test_echod_exit_validates_the_whole_log_read_or_not(host):
+    """An event no test reads is validated too, when the server's context
+    ends: a line appended as another writer would is caught there."""
+    server = Echod(host)
+    with pytest.raises(EventLogError, match=r"echod\.events\.jsonl:\d+: unknown event 'idle'"):
+        with server:
+            assert echo(host.connect(server.port)) == b"ping\n"
+            with open(server.events_path, "ab") as log:
+                log.write(b'{"ts":1.5,"pid":2,"event":"idle","conns":0}\n')
+    assert server.proc.returncode == 0, "the server itself stopped as usual"
+
+
 # --- bytes from outside, --events - and --events FILE ----------------------
 
 def test_raw_config_bytes_in_reload_failed_are_escaped(host):

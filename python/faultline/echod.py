@@ -7,7 +7,8 @@ readiness line and keeps an event log.
 
 On exit it is the server fixture: the server must be alive and, once
 settled, hold no zombie, descriptor or CLOSE_WAIT socket that `leaves`
-does not name; then SIGTERM, and exit status 0. A test that ends the
+does not name; then SIGTERM, and exit status 0; and every line of its
+event log must be a valid event (eventschema). A test that ends the
 server itself says `stopped_by_test=True` (server.py).
 """
 
@@ -98,6 +99,13 @@ class Echod(Server):
         self.port = self.addr[1]
         self.wait_ready(timeout)
         return self
+
+    def __exit__(self, exc_type, exc, tb):
+        super().__exit__(exc_type, exc, tb)
+        if exc_type is None:
+            # The whole log holds the contract, events no test read included
+            # (read_events raises EventLogError naming the line that does not).
+            read_events(self.events_path, program=eventschema.ECHOD)
 
     def exit_timeout(self):
         # SIGTERM waits drain_ms for open sessions, then kills them.
