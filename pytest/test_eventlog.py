@@ -14,7 +14,7 @@ import struct
 
 import pytest
 
-from faultline import eventschema, faults, paths
+from faultline import eventschema, faults, paths, scenario
 from faultline.clients import echo, start_client, talk
 from faultline.echod import Echod, EventLogError, read_events
 from faultline.eventschema import ECHOC, ECHOD
@@ -155,6 +155,44 @@ def test_echod_exit_validates_the_whole_log_read_or_not(host):
             with open(server.events_path, "ab") as log:
                 log.write(b'{"ts":1.5,"pid":2,"event":"idle","conns":0}\n')
     assert server.proc.returncode == 0, "the server itself stopped as usual"
+
+
+SCENARIO = """# Expected packets: one handshake, "hi" and its echo.
+title = "contract"
+source = "test"
+marker = "rst"
+verdict = "echoed"
+
+[server]
+
+[[step]]
+do = "connect"
+as = "a"
+
+[[step]]
+do = "send"
+on = "a"
+data = "hi\\n"
+
+[[step]]
+do = "expect_echo"
+on = "a"
+data = "hi\\n"
+"""
+
+
+@pytest.mark.parametrize("breach", [False, True], ids=["holds", "listen-unknown"])
+def test_a_scenario_run_checks_its_whole_log(hosts_possible, tmp_path, monkeypatch, breach):
+    """A scenario whose steps read no event still has its log validated
+    at the end: a breach is one of its failures."""
+    if breach:
+        monkeypatch.delitem(eventschema.EVENTS, "listen")
+    path = tmp_path / "contract.toml"
+    path.write_text(SCENARIO)
+    result = scenario.run(path, tmp_path / "run")
+    failures = "\n".join(result.failures)
+    assert result.passed is not breach, failures or result.lines
+    assert ("unknown event 'listen'" in failures) is breach, failures
 
 
 # --- bytes from outside, --events - and --events FILE ----------------------
