@@ -228,13 +228,14 @@ def test_events_to_stdout_carry_only_json_and_the_readiness_line_goes_to_stderr(
     assert "listening on" not in proc.stdout(), proc.stdout()
 
 
-def test_events_file_that_is_a_symlink_is_refused(host):
+@pytest.mark.parametrize("program, rest", [(ECHOD, ["--port", 0]), (ECHOC, ["127.0.0.1", 9])])
+def test_events_file_that_is_a_symlink_is_refused(host, program, rest):
     target = host.workdir / "elsewhere.log"
     link = host.workdir / "events-link.jsonl"
     link.symlink_to(target)
-    code, out, err = host.run([paths.binary("echod"), "--port", 0, "--events", link])
+    code, out, err = host.run([paths.binary(program), "--events", link, *rest])
     assert code == 1, f"exit {code}, stderr {err!r}"
-    assert err.strip() == (f"echod: open({link}, O_NOFOLLOW): {os.strerror(40)}: "
+    assert err.strip() == (f"{program}: open({link}, O_NOFOLLOW): {os.strerror(40)}: "
                            "a symbolic link is not followed"), err
     assert not target.exists(), "echod wrote through the link"
 
