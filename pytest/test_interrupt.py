@@ -137,6 +137,7 @@ def test_ctrl_c_at_a_random_instant_stops_the_run(tmp_path):
                 os.kill(inner.pid, signal.SIGABRT)  # faulthandler: every thread's stack
                 inner.wait(10.0)
             took = time.monotonic() - sent
+            print(f"run {run}: SIGINT {delay:.2f} s in, stopped in {took:.2f} s")
             said = log.read_text(errors="replace")
             where = (f"run {run} of {RUNS} (seed {seed}), SIGINT {delay:.2f} s after the "
                      f"session started; exit {code} after {took:.1f} s; log {log}:\n"
