@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,7 +19,14 @@ int event_log_open(const char *path, char *err, size_t errlen)
     if (strcmp(path, "-") == 0)
         fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
     else
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        /* A log path is often in a shared directory (/tmp): a symlink
+         * planted there must not turn echod's appends onto another file. */
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0 && errno == ELOOP) {
+        snprintf(err, errlen, "open(%s, O_NOFOLLOW): %s: a symbolic link is not "
+                 "followed", path, strerror(ELOOP));
+        return -1;
+    }
     if (fd < 0) {
         err_fill(err, errlen, "open", path, errno);
         return -1;
@@ -81,23 +89,74 @@ static void put_int(struct event *ev, long long v)
     put(ev, p, (size_t)(end - p));
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0 when s does not start
+ * one. A NUL ends the string, so it also ends any sequence it cuts short.
+ */
+static size_t utf8_sequence_len(const unsigned char *s)
+{
+    unsigned char lo = 0x80, hi = 0xbf; /* the range of the second byte */
+    size_t n;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    if (s[0] == 0xe0)
+        lo = 0xa0; /* overlong below U+0800 */
+    else if (s[0] == 0xed)
+        hi = 0x9f; /* U+D800..U+DFFF, the surrogates */
+    else if (s[0] == 0xf0)
+        lo = 0x90; /* overlong below U+10000 */
+    else if (s[0] == 0xf4)
+        hi = 0x8f; /* above U+10FFFF */
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+/*
+ * Strings come from outside (config bytes, peer data, paths), and the log
+ * must stay valid UTF-8 JSON whatever they hold. Well-formed UTF-8 passes
+ * through; '"' and '\\' get a backslash; control bytes and every byte that
+ * is not part of a well-formed sequence become \u00XX. Since a character
+ * U+0080..U+00FF in the input is well-formed and passes through raw, an
+ * escape \u0080..\u00ff in the log always stands for one invalid byte XX.
+ */
 static void put_escaped(struct event *ev, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p) {
+        unsigned char c = *p;
+        size_t n = utf8_sequence_len(p);
         char esc[6];
+
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
             put(ev, esc, 2);
-        } else if (c < 0x20) {
+            p++;
+        } else if (c < 0x20 || n == 0) {
             memcpy(esc, "\\u00", 4);
             esc[4] = hex[c >> 4];
             esc[5] = hex[c & 0xf];
             put(ev, esc, 6);
+            p++;
         } else {
-            put(ev, (const char *)&c, 1);
+            put(ev, (const char *)p, n);
+            p += n;
         }
     }
 }

@@ -27,7 +27,8 @@ struct event {
 
 /*
  * Open the log: "-" means standard output, anything else a file opened for
- * appending (created 0644). Returns 0, or -1 with err filled. Until it is
+ * appending (created 0644), never through a symbolic link (O_NOFOLLOW: the
+ * error says so). Returns 0, or -1 with err filled. Until it is
  * called, or after event_log_close(), events are formatted and discarded.
  */
 int event_log_open(const char *path, char *err, size_t errlen);
@@ -40,7 +41,8 @@ void event_begin(struct event *ev, const char *name);
 void event_begin_at(struct event *ev, const char *name, long long sec,
                     long usec, long long pid);
 void event_int(struct event *ev, const char *key, long long value);
-/* Strings are JSON-escaped; control bytes become \u00XX. */
+/* Strings are JSON-escaped so the line stays valid UTF-8 JSON: control
+ * bytes and bytes outside well-formed UTF-8 become \u00XX (eventlog.c). */
 void event_str(struct event *ev, const char *key, const char *value);
 /* Close the object and newline; returns the finished line's length. */
 size_t event_end(struct event *ev);

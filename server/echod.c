@@ -2,7 +2,8 @@
  * echod: the reference concurrent echo server. See usage(), or
  * docs/ARCHITECTURE.md for the event log and the signal discipline.
  *
- * After listen() it prints one readiness line on stdout:
+ * After listen() it prints one readiness line on stdout (on stderr when
+ * --events - makes stdout the JSON stream):
  *   echod: listening on 0.0.0.0:9877 model=fork reap=waitpid pid=1234
  * Exit status: 0 after SIGTERM/SIGINT, 1 on a fatal error, 2 on bad usage.
  */
@@ -77,11 +78,13 @@ static const char usage_tail[] =
     "                        100 ms, connections wait (the default), or close\n"
     "                        the waiting connection at once with a descriptor\n"
     "                        held in reserve\n"
-    "  --events FILE|-       append JSON-lines events to FILE or stdout\n"
+    "  --events FILE|-       append JSON-lines events to FILE (never through a\n"
+    "                        symlink) or stdout\n"
     "  --backlog N           listen() backlog (default 1024)\n"
     "  --help                this text\n"
     "  --version             print faultline's version and exit\n"
-    "Readiness: one line on stdout after listen(), naming the bound address.\n"
+    "Readiness: one line on stdout after listen(), naming the bound address\n"
+    "(on stderr with --events -, so stdout carries only JSON).\n"
     "Signals: SIGTERM/SIGINT close the listener, let open sessions finish\n"
     "what they have read, then exit 0; SIGHUP re-reads --config.\n"
     "Exit: 0 after SIGTERM/SIGINT, 1 on a fatal error, 2 on bad usage.\n";
@@ -331,12 +334,18 @@ static uint64_t choose_fault_seed(struct fault_set *faults)
 }
 #endif
 
+static bool events_on_stdout(const struct echod_options *opt)
+{
+    return opt->events != NULL && strcmp(opt->events, "-") == 0;
+}
+
 int main(int argc, char **argv)
 {
     struct echod_options opt;
     char err[FL_ERRLEN], where[ADDR_TEXT_MAX];
     sigset_t wait_mask;
     struct event ev;
+    FILE *ready;
     int listenfd, flags;
 
     set_progname(argv[0]);
@@ -382,10 +391,13 @@ int main(int argc, char **argv)
     event_int(&ev, "fault_hooks", FL_FAULT_HOOKS);
     event_emit(&ev);
 
-    printf("echod: listening on %s model=%s reap=%s pid=%ld\n", where, opt.model->name,
-           reap_strategy_name(opt.reap), (long)getpid());
-    if (fflush(stdout) == EOF)
-        die_errno("fflush", "stdout");
+    /* With --events - standard output is the JSON stream, and a reader
+     * parses every line of it: the readiness line goes to stderr instead. */
+    ready = events_on_stdout(&opt) ? stderr : stdout;
+    fprintf(ready, "echod: listening on %s model=%s reap=%s pid=%ld\n", where,
+            opt.model->name, reap_strategy_name(opt.reap), (long)getpid());
+    if (fflush(ready) == EOF)
+        die_errno("fflush", ready == stdout ? "stdout" : "stderr");
 
     return opt.model->serve(listenfd, &opt, &wait_mask);
 }

@@ -221,6 +221,60 @@ static void str_passes_printable_and_high_bytes_through(void **state)
     assert_string_equal(finish(&ev), LINE_BASE ",\"s\":\" ~/\x7f\xc3\xa9\"}\n");
 }
 
+/* The value of field "s" in a finished line, for the UTF-8 cases. */
+static const char *escaped(const char *value)
+{
+    static char got[EVENT_MAX + 1];
+    struct event ev;
+    const char *line, *start, *end;
+
+    event_begin_at(&ev, "accept", 1700000000, 42, 7);
+    event_str(&ev, "s", value);
+    line = finish(&ev);
+    start = strstr(line, ",\"s\":\"") + 6;
+    end = strrchr(line, '"');
+    memcpy(got, start, (size_t)(end - start));
+    got[end - start] = '\0';
+    return got;
+}
+
+static void str_passes_well_formed_utf8_of_every_length(void **state)
+{
+    /* U+007A, U+00E9, U+20AC, U+1F600; and the highest code point. */
+    assert_string_equal(escaped("z\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"),
+                        "z\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+    assert_string_equal(escaped("\xf4\x8f\xbf\xbf"), "\xf4\x8f\xbf\xbf");
+}
+
+static void str_escapes_a_lone_invalid_byte_as_u00xx(void **state)
+{
+    assert_string_equal(escaped("a\xff" "b"), "a\\u00ffb");
+    assert_string_equal(escaped("\x80"), "\\u0080");
+}
+
+static void str_escapes_every_byte_of_a_cut_sequence(void **state)
+{
+    /* A three-byte sequence missing its last byte, before ASCII and at
+     * the end of the string. */
+    assert_string_equal(escaped("\xe2\x82x"), "\\u00e2\\u0082x");
+    assert_string_equal(escaped("ok\xe2\x82"), "ok\\u00e2\\u0082");
+}
+
+static void str_escapes_overlong_forms(void **state)
+{
+    /* '/' as two bytes, and U+0000 as three: the classic filter bypasses. */
+    assert_string_equal(escaped("\xc0\xaf"), "\\u00c0\\u00af");
+    assert_string_equal(escaped("\xe0\x80\x80"), "\\u00e0\\u0080\\u0080");
+    assert_string_equal(escaped("\xf0\x8f\xbf\xbf"), "\\u00f0\\u008f\\u00bf\\u00bf");
+}
+
+static void str_escapes_surrogates_and_code_points_above_the_range(void **state)
+{
+    assert_string_equal(escaped("\xed\xa0\x80"), "\\u00ed\\u00a0\\u0080");
+    assert_string_equal(escaped("\xf4\x90\x80\x80"), "\\u00f4\\u0090\\u0080\\u0080");
+    assert_string_equal(escaped("\xf5"), "\\u00f5");
+}
+
 static void str_empty_value_prints_an_empty_string(void **state)
 {
     struct event ev;
@@ -472,6 +526,24 @@ static void log_open_on_a_directory_fails_naming_open_and_path(void **state)
     assert_string_equal(err, want);
 }
 
+static void log_open_refuses_a_symbolic_link_naming_it(void **state)
+{
+    char link_path[PATH_MAX], target[PATH_MAX], want[PATH_MAX + 128];
+    char err[FL_ERRLEN];
+    struct stat st;
+
+    snprintf(link_path, sizeof link_path, "%s/link.log", tmpdir);
+    snprintf(target, sizeof target, "%s/target.log", tmpdir);
+    assert_int_equal(symlink(target, link_path), 0);
+    snprintf(want, sizeof want, "open(%s, O_NOFOLLOW): %s: a symbolic link is not followed",
+             link_path, strerror(ELOOP));
+    assert_int_equal(event_log_open(link_path, err, sizeof err), -1);
+    unlink(link_path);
+    assert_string_equal(err, want);
+    /* Nothing was created through the link either. */
+    assert_int_equal(stat(target, &st), -1);
+}
+
 static void log_open_failure_keeps_the_previous_log(void **state)
 {
     char err[FL_ERRLEN];
@@ -536,6 +608,11 @@ int main(void)
         T(str_escapes_quote_and_backslash),
         T(str_escapes_control_bytes_as_u00xx),
         T(str_passes_printable_and_high_bytes_through),
+        T(str_passes_well_formed_utf8_of_every_length),
+        T(str_escapes_a_lone_invalid_byte_as_u00xx),
+        T(str_escapes_every_byte_of_a_cut_sequence),
+        T(str_escapes_overlong_forms),
+        T(str_escapes_surrogates_and_code_points_above_the_range),
         T(str_empty_value_prints_an_empty_string),
         T(keys_and_event_name_are_escaped_too),
         T(field_too_long_is_dropped_whole),
@@ -556,6 +633,7 @@ int main(void)
         T(log_open_dash_uses_a_copy_of_stdout),
         T(log_open_on_unwritable_path_fails_naming_open_and_path),
         T(log_open_on_a_directory_fails_naming_open_and_path),
+        T(log_open_refuses_a_symbolic_link_naming_it),
         T(log_open_failure_keeps_the_previous_log),
         T(log_open_again_closes_the_previous_log),
         T(log_close_stops_logging),

@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from .interrupts import cleanup
 from .waiting import WaitTimeout, wait_until
 
 BARRIER_ETHERTYPE = 0x88B5  # IEEE 802 local experimental
@@ -104,7 +105,8 @@ class Capture:
         return self.start()
 
     def __exit__(self, *exc):
-        self.stop()
+        with cleanup(f"stopping the packet capture on {self.host.name}"):
+            self.stop()
 
 
 FLAG_ORDER = "FSRPAUEC"

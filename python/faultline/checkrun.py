@@ -42,6 +42,7 @@ from pathlib import Path
 from . import procs, tcpstate
 from .checks import DEFAULT_SETTLE, Context, Verdict, server_tables
 from .evidence import Evidence, Table, Text, plural
+from .interrupts import cleanup
 from .protocol import ECHO
 from .waiting import WaitTimeout, wait_until
 
@@ -123,8 +124,9 @@ def run_on_host(chk, host, make_server, workdir, options):
         verdict = harness_error(chk, e, workdir)
     finally:
         if server is not None:
-            notes.append(stop(server, options.stop_timeout))
-            bound_output(server)
+            with cleanup(f"stopping the server of check {chk.name}"):
+                notes.append(stop(server, options.stop_timeout))
+                bound_output(server)
         if capturer is not None:
             try:
                 capturer.stop()
@@ -414,7 +416,8 @@ def preflight(make_server, workdir, options=None):
         except (ServerCrashed, WaitTimeout) as e:
             raise NotAServer(not_serving(host, server, e)) from None
         finally:
-            stop(server, options.stop_timeout)
+            with cleanup("stopping the server"):
+                stop(server, options.stop_timeout)
 
 
 def not_serving(host, server, e):
@@ -586,7 +589,8 @@ def run_one(chk, make_server, workdir, options):
     try:
         return run_check(chk, host, make_server, workdir, options)
     finally:
-        host.close()
+        with cleanup(f"closing the host of check {chk.name}"):
+            host.close()
 
 
 def run_against(make_server, describe, root, chosen=None, out=None, options=None,

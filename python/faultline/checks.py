@@ -33,6 +33,7 @@ from .clients import recv_exactly, reset
 from .evidence import Evidence, Table, Text
 from .protocol import ECHO, WrongReply
 from . import procs, tcpstate
+from .interrupts import cleanup
 from .waiting import WaitTimeout, wait_until
 
 # How long a zombie may live, or a session outlive its client, or a socket
@@ -749,8 +750,9 @@ def early_rst(ctx):
         doomed = ctx.connect()
         reset(doomed)
     finally:
-        for pid in holders_:
-            procs.cont(pid)
+        with cleanup("continuing the stopped holders"):
+            for pid in holders_:
+                procs.cont(pid)
     problem = probe(ctx)
     if problem:
         return Verdict(False, f"after a connection was reset in its accept queue, "

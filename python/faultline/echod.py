@@ -7,7 +7,8 @@ readiness line and keeps an event log.
 
 On exit it is the server fixture: the server must be alive and, once
 settled, hold no zombie, descriptor or CLOSE_WAIT socket that `leaves`
-does not name; then SIGTERM, and exit status 0. A test that ends the
+does not name; then SIGTERM, and exit status 0; and every line of its
+event log must be a valid event (eventschema). A test that ends the
 server itself says `stopped_by_test=True` (server.py).
 """
 
@@ -16,27 +17,47 @@ import re
 import signal
 from pathlib import Path
 
-from . import paths, procs
+from . import eventschema, paths, procs
+from .eventschema import EventLogError
 from .server import STOP_GRACE, Server
 from .waiting import wait_until
 
 READY = re.compile(r"listening on (\S+):(\d+) ")
 
 
-def read_events(path):
-    """The JSON-lines event log as a list of dicts (a torn last line, from a
-    process killed mid-write, is skipped)."""
-    events = []
+def read_events(path, program=None):
+    """The JSON-lines event log as a list of dicts, each validated against
+    eventschema (program: "echod" or "echoc" when known). A torn last line,
+    from a process killed mid-write, is skipped; any other line that is not
+    UTF-8, not JSON or not a valid event raises EventLogError naming the
+    file and line."""
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except FileNotFoundError:
-        return events
-    for line in text.splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return events
+        return []
+    lines = data.split(b"\n")
+    # The last item is the bytes after the final newline: empty, or torn.
+    return [parse_event_line(raw, f"{path}:{number}", program)
+            for number, raw in enumerate(lines[:-1], start=1)]
+
+
+def parse_event_line(raw, where, program=None):
+    """One line of an event log (bytes, without its newline) as a validated
+    dict; where ("FILE:LINE") prefixes every error."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise EventLogError(f"{where}: not UTF-8 ({e.reason} at byte {e.start}): "
+                            f"{raw[:200]!r}") from None
+    try:
+        event = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise EventLogError(f"{where}: not JSON ({e.msg} at column {e.colno}): "
+                            f"{text[:200]!r}") from None
+    found = eventschema.problems(event, program)
+    if found:
+        raise EventLogError(f"{where}: {'; '.join(found)}: {text[:300]}")
+    return event
 
 
 class Echod(Server):
@@ -79,6 +100,13 @@ class Echod(Server):
         self.wait_ready(timeout)
         return self
 
+    def __exit__(self, exc_type, exc, tb):
+        super().__exit__(exc_type, exc, tb)
+        if exc_type is None:
+            # The whole log holds the contract, events no test read included
+            # (read_events raises EventLogError naming the line that does not).
+            read_events(self.events_path, program=eventschema.ECHOD)
+
     def exit_timeout(self):
         # SIGTERM waits drain_ms for open sessions, then kills them.
         return self.drain_ms / 1000 + 5.0
@@ -91,7 +119,7 @@ class Echod(Server):
     # --- echod's own records --------------------------------------------
 
     def events(self, name=None):
-        evs = read_events(self.events_path)
+        evs = read_events(self.events_path, program=eventschema.ECHOD)
         return [e for e in evs if name is None or e.get("event") == name]
 
     def nspid_map(self):

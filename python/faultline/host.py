@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 from . import paths, procs
+from .interrupts import cleanup
 from .waiting import WaitTimeout, wait_until
 
 CLONE_NEWNET = 0x40000000
@@ -316,7 +317,8 @@ class Host:
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        with cleanup(f"closing host {self.name}"):
+            self.close()
 
     def __repr__(self):
         return f"<Host {self.name} keeper={self.outer_pid}>"
@@ -422,7 +424,9 @@ class Host:
             except BaseException as e:  # re-raised in the caller's thread
                 box["error"] = e
 
-        thread = threading.Thread(target=target, name=f"netns-{self.name}")
+        # A daemon: when Ctrl-C interrupts the join below, the process must
+        # not wait at exit for fn (a churn loop, say) to finish on its own.
+        thread = threading.Thread(target=target, name=f"netns-{self.name}", daemon=True)
         thread.start()
         thread.join()
         if "error" in box:

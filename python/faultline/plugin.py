@@ -39,6 +39,7 @@ import pytest
 from . import artifacts, build, checkrun, checks, paths
 from .capture import Capture
 from .host import Host, HostUnavailable
+from .interrupts import cleanup
 from .server import Server
 from .topology import TwoHosts
 
@@ -157,28 +158,47 @@ def hosts_possible(tmp_path_factory):
         pytest.skip(str(e))
 
 
+def interrupted(request):
+    """Whether pytest caught a Ctrl-C: it then tears the fixtures down, and
+    their errors (tcpdump, a server, got the SIGINT too) come after the
+    KeyboardInterrupt, not instead (interrupts.py)."""
+    return request.session.exitstatus == pytest.ExitCode.INTERRUPTED
+
+
 @pytest.fixture
-def host(faultline_built, hosts_possible, artifact_dir):
+def host(request, faultline_built, hosts_possible, artifact_dir):
     """An isolated host (network + PID namespace) that dies with the test."""
-    with Host("server", artifact_dir) as h:
+    h = Host("server", artifact_dir)
+    try:
         yield h
+    finally:
+        with cleanup(f"closing host {h.name}", interrupted(request)):
+            h.close()
 
 
 @pytest.fixture
-def net(faultline_built, hosts_possible, artifact_dir):
+def net(request, faultline_built, hosts_possible, artifact_dir):
     """Two hosts, client and server, joined by a veth pair in 198.18.0.0/24."""
-    with TwoHosts(artifact_dir) as two:
+    two = TwoHosts(artifact_dir).start()
+    try:
         yield two
+    finally:
+        with cleanup("closing the two hosts", interrupted(request)):
+            two.close()
 
 
 @pytest.fixture
-def capture(host, artifact_dir):
+def capture(request, host, artifact_dir):
     """tcpdump on the host's loopback, writing artifact_dir/capture.pcap:
     capturing when the test starts; capture.stop() returns the pcap once
     every packet sent so far is in it (read it with
     faultline.capture.read_segments). Stopped at teardown otherwise."""
-    with Capture(host, artifact_dir / "capture.pcap") as cap:
+    cap = Capture(host, artifact_dir / "capture.pcap").start()
+    try:
         yield cap
+    finally:
+        with cleanup("stopping the packet capture", interrupted(request)):
+            cap.stop()
 
 
 @pytest.fixture
@@ -195,10 +215,11 @@ def faultline_server(request, host):
     def start(command, port, **options):
         return servers.enter_context(Server(host, command, port, **options))
     yield start
-    if failed_so_far(request.node):
+    if failed_so_far(request.node) or interrupted(request):
         # What Server's exit does when the test raised: stop, check nothing.
         failure = AssertionError("the test failed")
-        servers.__exit__(AssertionError, failure, failure.__traceback__)
+        with cleanup("stopping the servers", interrupted(request)):
+            servers.__exit__(AssertionError, failure, failure.__traceback__)
     else:
         servers.close()
 

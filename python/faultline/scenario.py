@@ -48,11 +48,12 @@ from pathlib import Path
 
 from . import capture as cap
 from .clients import all_exited, recv_exactly, reset, start_client, talk
-from . import faults, link, paths, procs, tcpstate
-from .echod import Echod
+from . import eventschema, faults, link, paths, procs, tcpstate
+from .echod import Echod, EventLogError, read_events
 from .host import Host
 from .topology import TwoHosts
 from .server import Server
+from .interrupts import cleanup
 from .waiting import WaitTimeout, wait_until
 
 SCENARIO_DIR = paths.SCENARIO_DIR
@@ -805,9 +806,17 @@ def run(path, workdir):
                     capturer.stop()
                 result.verdict = judge(state, spec)
         finally:
-            state.server.terminate(check=False)
+            with cleanup(f"stopping {state.server.name}"):
+                state.server.terminate(check=False)
             if capturer:
-                capturer.stop()
+                with cleanup("stopping the packet capture"):
+                    capturer.stop()
+        if isinstance(state.server, Echod):
+            # Every event of the run holds the contract, read by a step or not.
+            try:
+                read_events(state.server.events_path, program=eventschema.ECHOD)
+            except EventLogError as e:
+                state.expect(False, "the event log holds the contract (eventschema)", str(e))
     result.lines, result.failures = state.lines, state.failures
     result.measured = state.measured
     result.passed = not state.failures

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 
 from . import procs, tcpstate
+from .interrupts import cleanup
 from .waiting import WaitTimeout, wait_until
 
 SIGCHLD_BIT = 1 << (signal.SIGCHLD - 1)
@@ -203,14 +204,16 @@ class Server:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
             # The test's own failure says more than anything found here.
-            self.terminate(check=False)
+            with cleanup(f"stopping {self.name}"):
+                self.terminate(check=False)
         elif self.stopped_by_test:
             self.check_exit()
         else:
             try:
                 self.check_left_nothing()
             except BaseException:
-                self.terminate(check=False)
+                with cleanup(f"stopping {self.name}"):
+                    self.terminate(check=False)
                 raise
             self.terminate()
 

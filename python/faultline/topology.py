@@ -20,6 +20,7 @@ server's namespace takes CAP_NET_ADMIN over both.
 from pathlib import Path
 
 from .host import Host, HostError
+from .interrupts import cleanup
 
 
 class TwoHosts:
@@ -64,7 +65,8 @@ class TwoHosts:
                 f"link set {self.server_iface} up",
             ])
         except BaseException:
-            self.close()
+            with cleanup("closing the two hosts"):
+                self.close()
             raise
         return self
 
@@ -77,7 +79,8 @@ class TwoHosts:
         return self.start()
 
     def __exit__(self, *exc):
-        self.close()
+        with cleanup("closing the two hosts"):
+            self.close()
 
     @property
     def hosts(self):

@@ -1,0 +1,157 @@
+"""Ctrl-C stops the suite: KeyboardInterrupt wins over the errors of the
+cleanups it sets off (the packet capture's stop, the server's, the host's),
+which are reported after it, never instead (faultline/interrupts.py).
+
+A pytest run of a long test (checks with their captures, a server with the
+capture fixture) gets SIGINT on its whole process group, as a terminal's
+Ctrl-C sends it, at a random instant; it must end within STOP_BOUND,
+interrupted, without running the next test, and leave no process behind."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from faultline import paths
+from faultline.interrupts import cleanup
+from faultline.waiting import WaitTimeout, wait_until
+
+pytestmark = [pytest.mark.harness, pytest.mark.slow]
+
+RUNS = 20
+STOP_BOUND = 5.0   # seconds from SIGINT to the run's exit
+LATEST = 3.0       # the SIGINT comes up to this long after the session started
+
+INNER_CONFTEST = textwrap.dedent("""\
+    import pathlib
+    pytest_plugins = ["faultline.plugin"]
+
+    def pytest_sessionstart(session):
+        (pathlib.Path(__file__).parent / "session-started").touch()
+    """)
+
+INNER_TEST = textwrap.dedent("""\
+    import pathlib
+    import time
+
+    from faultline.clients import echo
+    from faultline.echod import Echod
+
+    HERE = pathlib.Path(__file__).parent
+
+    def test_long(host, capture, faultline_check):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for name in ("binary-echo", "early-rst", "churn"):
+                faultline_check(name, lambda h: Echod(h))
+                with Echod(host) as server:
+                    for _ in range(20):
+                        echo(host.connect(server.port))
+
+    def test_after_the_interrupt():
+        (HERE / "ran-after").touch()
+    """)
+
+
+# --- the helper, alone ---------------------------------------------------------
+
+def test_cleanup_error_during_an_interrupt_is_reported_after_it(capsys):
+    def interrupted_then_cleanup_fails():
+        try:
+            raise KeyboardInterrupt
+        finally:
+            with cleanup("stopping the capture"):
+                raise OSError("tcpdump ended with 130")
+    with pytest.raises(KeyboardInterrupt) as raised:
+        interrupted_then_cleanup_fails()
+    said = "faultline: interrupted; then stopping the capture failed: OSError: tcpdump ended with 130"
+    assert raised.value.__notes__ == [said]
+    assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pending", [None, ValueError("the test's own")],
+                         ids=["no-exception", "an-ordinary-exception"])
+def test_cleanup_error_outside_an_interrupt_still_propagates(pending):
+    def cleanup_fails():
+        try:
+            if pending is not None:
+                raise pending
+        finally:
+            with cleanup("stopping the capture"):
+                raise OSError("tcpdump ended with 1")
+    with pytest.raises(OSError, match="tcpdump ended with 1"):
+        cleanup_fails()
+
+
+# --- Ctrl-C on a real run ---------------------------------------------------------
+
+def group_members(pgid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid:
+                    found.append(int(entry))
+            except ProcessLookupError:
+                pass
+    return found
+
+
+@pytest.mark.timeout(RUNS * (30 + LATEST + STOP_BOUND + 10))
+def test_ctrl_c_at_a_random_instant_stops_the_run(tmp_path):
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    (tmp_path / "conftest.py").write_text(INNER_CONFTEST)
+    (tmp_path / "test_inner.py").write_text(INNER_TEST)
+    # Unbuffered, and with faulthandler: a run that hangs is made to say
+    # where (SIGABRT) before it is killed.
+    env = dict(os.environ, PYTHONPATH=str(paths.REPO / "python"),
+               FAULTLINE_ARTIFACTS=str(tmp_path / "artifacts"),
+               PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
+    for run in range(1, RUNS + 1):
+        started = tmp_path / "session-started"
+        started.unlink(missing_ok=True)
+        log = tmp_path / f"run{run}.log"
+        with open(log, "wb") as out:
+            inner = subprocess.Popen(
+                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                 "-o", "timeout=0", "test_inner.py"],
+                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        try:
+            wait_until(started.exists, 30.0, f"run {run}: the inner pytest session to start",
+                       seen=lambda: log.read_text(errors="replace")[-2000:])
+            delay = rng.uniform(0.0, LATEST)
+            time.sleep(delay)  # the random instant itself, not a wait for anything
+            os.killpg(inner.pid, signal.SIGINT)
+            sent = time.monotonic()
+            try:
+                code = inner.wait(STOP_BOUND + 10.0)
+            except subprocess.TimeoutExpired:
+                code = None
+                os.kill(inner.pid, signal.SIGABRT)  # faulthandler: every thread's stack
+                inner.wait(10.0)
+            took = time.monotonic() - sent
+            print(f"run {run}: SIGINT {delay:.2f} s in, stopped in {took:.2f} s")
+            said = log.read_text(errors="replace")
+            where = (f"run {run} of {RUNS} (seed {seed}), SIGINT {delay:.2f} s after the "
+                     f"session started; exit {code} after {took:.1f} s; log {log}:\n"
+                     f"{said[-3000:]}")
+            assert code is not None and took <= STOP_BOUND, f"too slow to stop: {where}"
+            assert code == pytest.ExitCode.INTERRUPTED, f"not reported as interrupted: {where}"
+            assert "KeyboardInterrupt" in said, where
+            assert not (tmp_path / "ran-after").exists(), f"the next test ran: {where}"
+            try:
+                wait_until(lambda: not group_members(inner.pid), 5.0,
+                           f"run {run}: the inner run's processes to be gone")
+            except WaitTimeout:
+                pytest.fail(f"left behind: pids {group_members(inner.pid)}; {where}")
+        finally:
+            if inner.poll() is None:
+                os.killpg(inner.pid, signal.SIGKILL)
+                inner.wait(10.0)

@@ -1,0 +1,48 @@
+"""Ctrl-C wins over cleanup errors.
+
+A cleanup that runs while an exception propagates (a `finally` clause, an
+`__exit__`) and raises replaces that exception. When what propagates is
+KeyboardInterrupt, a replacement turns the user's Ctrl-C into an ordinary
+error: a check records it as its outcome, pytest as a failed test, and the
+run goes on. Ctrl-C also reaches tcpdump and the servers (one process
+group), so stopping them is exactly what tends to fail then.
+
+    finally:
+        with cleanup("stopping the packet capture"):
+            capturer.stop()
+
+Around such a cleanup, an error while an interrupt (KeyboardInterrupt or
+SystemExit) propagates is reported after it (on stderr and as a note on
+the interrupt's traceback) and dropped, so the interrupt goes on; at any
+other time the cleanup's error propagates as before.
+"""
+
+import sys
+
+INTERRUPTS = (KeyboardInterrupt, SystemExit)
+
+
+class cleanup:
+    def __init__(self, what, interrupted=False):
+        """interrupted: treat the cleanup as interrupted even with nothing
+        propagating (pytest tears fixtures down after it caught Ctrl-C)."""
+        self.what = what
+        self.interrupted = interrupted
+        self.pending = None
+
+    def __enter__(self):
+        # In a finally clause or an __exit__, the exception on its way out.
+        self.pending = sys.exception()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        interrupted = self.interrupted or isinstance(self.pending, INTERRUPTS)
+        if exc is None or not interrupted:
+            return False
+        if not isinstance(exc, Exception):
+            return False  # a second Ctrl-C, or an exit: it goes on instead
+        report = f"faultline: interrupted; then {self.what} failed: {type(exc).__name__}: {exc}"
+        if isinstance(self.pending, INTERRUPTS):
+            self.pending.add_note(report)
+        print(report, file=sys.stderr, flush=True)
+        return True
