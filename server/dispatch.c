@@ -159,6 +159,7 @@ bool time_left(const struct timespec *deadline, struct timespec *left)
     return left->tv_sec >= 0;
 }
 
+#if FL_FAULT_HOOKS
 bool accept_hook(long conn, int connfd, const char *fail_event,
                  const char *fail_call, bool *leak)
 {
@@ -166,6 +167,8 @@ bool accept_hook(long conn, int connfd, const char *fail_event,
     struct fault_hit hit = FAULT_HOOK(FP_ACCEPT, &ctx);
 
     *leak = hit.action == FA_LEAK;
+    if (hit.action == FA_NONE || hit.action == FA_LEAK)
+        return true;
     if (hit.action == FA_FORK_FAIL) {
         /* The visible effect is the same in every model: an error event
          * and a connection closed unserved. */
@@ -186,3 +189,4 @@ enum sock_fault_effect socket_fault(struct fault_hit hit, int fd, long conn)
         log_fault_error(conn, err);
     return effect;
 }
+#endif
