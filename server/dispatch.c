@@ -72,9 +72,15 @@ bool over_limit(const struct echod_options *opt, long conn, int connfd)
 
 int accept_connection(int listenfd, long *conn)
 {
+    return accept_connection_flags(listenfd, conn, 0);
+}
+
+int accept_connection_flags(int listenfd, long *conn, int flags)
+{
     struct sockaddr_storage peer;
     socklen_t peerlen = sizeof peer;
-    int connfd = accept4(listenfd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC);
+    int connfd = accept4(listenfd, (struct sockaddr *)&peer, &peerlen,
+                         SOCK_CLOEXEC | flags);
 
     if (connfd < 0) {
         switch (errno) {

@@ -140,6 +140,9 @@ void log_reload_failed(const char *error);
  * accept_backoff() (never while holding a lock others wait on). */
 enum { ACCEPT_NOTHING = -1, ACCEPT_BACK_OFF = -2 };
 int accept_connection(int listenfd, long *conn);
+/* The same, with accept4() flags (SOCK_NONBLOCK) besides SOCK_CLOEXEC:
+ * set at accept, they cost no fcntl() per connection. */
+int accept_connection_flags(int listenfd, long *conn, int flags);
 /* Wait 100 ms, or less if a terminating signal comes. */
 void accept_backoff(const sigset_t *wait_mask);
 /* At the max_conns limit (counting live children): log "refused", close

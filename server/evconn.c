@@ -36,7 +36,6 @@
  * end it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -307,9 +306,9 @@ enum evconn_accept_status evconn_accept(int listenfd, const struct echod_options
 {
     bool leak;
     struct evconn *c;
-    int connfd, flags;
+    int connfd;
 
-    connfd = accept_connection(listenfd, nconn);
+    connfd = accept_connection_flags(listenfd, nconn, SOCK_NONBLOCK);
     if (connfd == ACCEPT_BACK_OFF) {
         /* Out of descriptors: every session stalls for the back-off, the
          * price of one thread; better than spinning on the listener. */
@@ -329,12 +328,6 @@ enum evconn_accept_status evconn_accept(int listenfd, const struct echod_options
     if (!accept_hook(*nconn, connfd, "fork_error", "fork (injected)", &leak))
         return EVCONN_ACCEPT_NEXT;
 
-    flags = fcntl(connfd, F_GETFL);
-    if (flags < 0 || fcntl(connfd, F_SETFL, flags | O_NONBLOCK) < 0) {
-        log_error("accept_error", "fcntl O_NONBLOCK", errno);
-        close(connfd);
-        return EVCONN_ACCEPT_NEXT;
-    }
     c = malloc(sizeof *c);
     if (c == NULL) {
         log_error("accept_error", "malloc", ENOMEM);
