@@ -5,7 +5,9 @@
 Each round makes and destroys, interleaved so that machine noise hits both
 alike: (a) a harness Host (flhost: network + PID namespace, lo up), and
 (b) `ip netns add` + `ip -n NS link set lo up` + `ip netns del`. Also the
-cost of starting echod on a host until its readiness line. Prints medians
+cost of a host with echod started (until Echod.start() returns: its
+readiness line, then echod idle in ppoll) and stopped, and of the start
+alone. Prints medians
 and the ratio; nothing here is asserted.
 """
 
@@ -40,9 +42,13 @@ def ip_netns():
     subprocess.run(["ip", "netns", "del", name], check=True)
 
 
-def echod_ready(workdir):
+def echod_ready(workdir, start_ms):
+    """A host with echod up and stopped; start_ms gets the part from spawn
+    to Echod.start() returning (its readiness line, then idle in ppoll)."""
     with Host("bench", workdir) as host:
-        Echod(host).start().terminate()
+        server = Echod(host)
+        start_ms.append(ms(server.start))
+        server.terminate()
 
 
 def main():
@@ -50,17 +56,18 @@ def main():
     build.ensure_built()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        a, b, c = [], [], []
+        a, b, c, d = [], [], [], []
         for _ in range(rounds):
             a.append(ms(lambda: harness_host(work)))
             b.append(ms(ip_netns))
-            c.append(ms(lambda: echod_ready(work)))
-    ma, mb, mc = (statistics.median(x) for x in (a, b, c))
+            c.append(ms(lambda: echod_ready(work, d)))
+    ma, mb, mc, md = (statistics.median(x) for x in (a, b, c, d))
     print(f"rounds: {rounds}")
     print(f"harness Host create+close     median {ma:6.2f} ms  (min {min(a):.2f})")
     print(f"ip netns add+lo up+del        median {mb:6.2f} ms  (min {min(b):.2f})")
     print(f"ratio ip netns / Host         {mb / ma:6.2f}x")
     print(f"Host + echod ready + SIGTERM  median {mc:6.2f} ms")
+    print(f"  of which echod start to ready median {md:6.2f} ms  (min {min(d):.2f})")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,9 @@ enum hook_result {
 #if FL_FAULT_HOOKS
 enum hook_result conn_hook_run(struct client_conn *c, enum fault_point point,
                                long long *arg);
-#define conn_hook(c, point, arg) conn_hook_run((c), (point), (arg))
+/* Idle (no fault armed): one branch, no call. */
+#define conn_hook(c, point, arg) \
+    (FAULT_ARMED() ? conn_hook_run((c), (point), (arg)) : HOOK_GO_ON)
 #else
 #define conn_hook(c, point, arg) ((void)(c), (void)(arg), HOOK_GO_ON)
 #endif

@@ -64,15 +64,24 @@ static int shut_write(int sockfd)
 /* --- fault hooks on the connection ------------------------------------ */
 
 /*
+ * The hook steps take `hooked`: false only where str_cli_block() inlines
+ * them into its copy for when no fault is armed, which so has no hook code
+ * at all (bench/hook_cost.py); the other loops pass true and pay one
+ * FAULT_ARMED() branch per hook while idle.
+ */
+#define STEP static inline __attribute__((always_inline))
+#define HOOK_IF(hooked, c, point, arg) ((hooked) ? conn_hook((c), (point), (arg)) : HOOK_GO_ON)
+
+/*
  * The before_write hook. *limit is the most one write(2) may carry: left
  * alone, or cut to N by short=N. Returns KEEP_GOING, NOT_SENT (shutdown_wr:
  * c->shut is set, send nothing), or ECHOC_FAULT (rst, close).
  */
-static int before_write(struct client_conn *c, size_t *limit)
+STEP int before_write(struct client_conn *c, size_t *limit, const bool hooked)
 {
     long long arg = 0;
 
-    switch (conn_hook(c, FP_BEFORE_WRITE, &arg)) {
+    switch (HOOK_IF(hooked, c, FP_BEFORE_WRITE, &arg)) {
     case HOOK_ENDED:
         return ECHOC_FAULT;
     case HOOK_SHORT:
@@ -86,29 +95,29 @@ static int before_write(struct client_conn *c, size_t *limit)
 }
 
 /* The after_write hook: KEEP_GOING (c->shut may be set) or ECHOC_FAULT. */
-static int after_write(struct client_conn *c)
+STEP int after_write(struct client_conn *c, const bool hooked)
 {
     long long arg = 0;
 
-    return conn_hook(c, FP_AFTER_WRITE, &arg) == HOOK_ENDED ? ECHOC_FAULT : KEEP_GOING;
+    return HOOK_IF(hooked, c, FP_AFTER_WRITE, &arg) == HOOK_ENDED ? ECHOC_FAULT : KEEP_GOING;
 }
 
 /* The before_read hook: KEEP_GOING (c->shut may be set) or ECHOC_FAULT. */
-static int before_read(struct client_conn *c)
+STEP int before_read(struct client_conn *c, const bool hooked)
 {
     long long arg = 0;
 
-    return conn_hook(c, FP_BEFORE_READ, &arg) == HOOK_ENDED ? ECHOC_FAULT : KEEP_GOING;
+    return HOOK_IF(hooked, c, FP_BEFORE_READ, &arg) == HOOK_ENDED ? ECHOC_FAULT : KEEP_GOING;
 }
 
 /* n > 0 bytes came in: count them, then the after_read hook. Returns
  * KEEP_GOING, DROPPED or ECHOC_FAULT. */
-static int after_read(struct client_conn *c, size_t n)
+STEP int after_read(struct client_conn *c, size_t n, const bool hooked)
 {
     long long arg = 0;
 
     c->fault.bytes += (long long)n;
-    switch (conn_hook(c, FP_AFTER_READ, &arg)) {
+    switch (HOOK_IF(hooked, c, FP_AFTER_READ, &arg)) {
     case HOOK_ENDED:
         return ECHOC_FAULT;
     case HOOK_DROP:
@@ -123,13 +132,13 @@ static int after_read(struct client_conn *c, size_t n)
  * pieces of at most N bytes after short=N. Returns KEEP_GOING (c->shut may
  * be set: the bytes went out first), NOT_SENT, or an exit status.
  */
-static int conn_write(struct client_conn *c, const void *buf, size_t n)
+STEP int conn_write(struct client_conn *c, const void *buf, size_t n, const bool hooked)
 {
     const char *p = buf;
     size_t limit = n, done = 0;
     int rc;
 
-    if ((rc = before_write(c, &limit)) != KEEP_GOING)
+    if ((rc = before_write(c, &limit, hooked)) != KEEP_GOING)
         return rc;
     while (done < n) { /* one round unless short=N */
         size_t piece = n - done < limit ? n - done : limit;
@@ -137,7 +146,7 @@ static int conn_write(struct client_conn *c, const void *buf, size_t n)
             return report_socket_error("write", errno);
         done += piece;
     }
-    return after_write(c);
+    return after_write(c, hooked);
 }
 
 /*
@@ -199,14 +208,14 @@ static int read_until_eof(struct client_conn *c, struct line_reader *from_server
     for (;;) {
         ssize_t n;
 
-        if ((rc = before_read(c)) != KEEP_GOING)
+        if ((rc = before_read(c, true)) != KEEP_GOING)
             return rc;
         n = line_reader_read(from_server, buf, sizeof buf);
         if (n < 0)
             return report_socket_error("read", errno);
         if (n == 0)
             return ECHOC_OK;
-        if ((rc = after_read(c, (size_t)n)) == DROPPED) {
+        if ((rc = after_read(c, (size_t)n, true)) == DROPPED) {
             offset += (unsigned long long)n;
             continue;
         }
@@ -228,8 +237,8 @@ static int read_until_eof(struct client_conn *c, struct line_reader *from_server
  * waiting for one. A readline() cut short by EOF or an error is called
  * again, which then reports the EOF or the error itself.
  */
-static int read_echo_line(struct line_reader *from_server, char *echo,
-                          size_t len, size_t *got)
+STEP int read_echo_line(struct line_reader *from_server, char *echo,
+                    size_t len, size_t *got)
 {
     *got = 0;
     while (*got < len) {
@@ -250,7 +259,8 @@ static int read_echo_line(struct line_reader *from_server, char *echo,
  * see the server's FIN. It learns of it only after the next line is
  * written, when the read of its echo returns 0.
  */
-int str_cli_block(struct client_conn *c, const struct echoc_options *opt)
+STEP int block_session(struct client_conn *c, const struct echoc_options *opt,
+                      const bool hooked)
 {
     struct line_reader from_stdin, from_server;
     char line[LINE_SIZE], echo[LINE_SIZE];
@@ -266,15 +276,15 @@ int str_cli_block(struct client_conn *c, const struct echoc_options *opt)
             return report(ECHOC_ERROR, "read(stdin): %s", strerror(errno));
         if (n == 0)
             break;
-        if ((rc = conn_write(c, line, (size_t)n)) == NOT_SENT)
+        if ((rc = conn_write(c, line, (size_t)n, hooked)) == NOT_SENT)
             break;
         if (rc != KEEP_GOING)
             return rc;
-        if ((rc = before_read(c)) != KEEP_GOING)
+        if ((rc = before_read(c, hooked)) != KEEP_GOING)
             return rc;
         if ((rc = read_echo_line(&from_server, echo, (size_t)n, &got)) != ECHOC_OK)
             return rc;
-        if ((rc = after_read(c, got)) != KEEP_GOING && rc != DROPPED)
+        if ((rc = after_read(c, got, hooked)) != KEEP_GOING && rc != DROPPED)
             return rc;
         /* Printed before it is checked, so a bad echo can be seen. */
         if (rc != DROPPED && (rc = write_stdout(echo, got)) != ECHOC_OK)
@@ -291,6 +301,15 @@ int str_cli_block(struct client_conn *c, const struct echoc_options *opt)
     if ((rc = half_close(c)) != ECHOC_OK)
         return rc;
     return read_until_eof(c, &from_server, true, opt->verify, offset);
+}
+
+/* The faults are set before the session (hooks_start()) and never change:
+ * one look decides which copy of the session runs. */
+int str_cli_block(struct client_conn *c, const struct echoc_options *opt)
+{
+    if (FAULT_ARMED())
+        return block_session(c, opt, true);
+    return block_session(c, opt, false);
 }
 
 /* --- select: UNP 6.7 / 6.13 -------------------------------------------- */
@@ -360,7 +379,7 @@ static bool waits_for_eof(const struct select_session *s)
 /* A shutdown_wr fault stops the input as its EOF would. */
 static int send_line(struct select_session *s, const char *line, size_t n)
 {
-    int rc = conn_write(s->c, line, n);
+    int rc = conn_write(s->c, line, n, true);
 
     if (rc == NOT_SENT) {
         s->stdin_eof = true;
@@ -426,7 +445,7 @@ static int on_socket_readable(struct select_session *s)
     ssize_t n;
     int rc;
 
-    if ((rc = before_read(s->c)) != KEEP_GOING)
+    if ((rc = before_read(s->c, true)) != KEEP_GOING)
         return rc;
     n = read_retry(s->c->fd, buf, sizeof buf);
     if (n < 0)
@@ -439,7 +458,7 @@ static int on_socket_readable(struct select_session *s)
             return ECHOC_OK;
         return report(ECHOC_PREMATURE, PREMATURE_MESSAGE);
     }
-    if ((rc = after_read(s->c, (size_t)n)) != KEEP_GOING && rc != DROPPED)
+    if ((rc = after_read(s->c, (size_t)n, true)) != KEEP_GOING && rc != DROPPED)
         return rc;
     if (rc != DROPPED && (rc = write_stdout(buf, (size_t)n)) != ECHOC_OK)
         return rc;
@@ -566,19 +585,19 @@ int bytes_cli_block(struct client_conn *c, const struct echoc_options *opt)
         ssize_t got;
 
         pattern_fill(out, done, n);
-        if ((rc = conn_write(c, out, n)) == NOT_SENT)
+        if ((rc = conn_write(c, out, n, true)) == NOT_SENT)
             break;
         if (rc != KEEP_GOING)
             return rc;
         if (done + n == total && opt->half_close && !c->shut &&
             (rc = half_close(c)) != ECHOC_OK)
             return rc;
-        if ((rc = before_read(c)) != KEEP_GOING)
+        if ((rc = before_read(c, true)) != KEEP_GOING)
             return rc;
         got = readn(c->fd, in, n);
         if (got < 0)
             return report_socket_error("read", errno);
-        rc = got > 0 ? after_read(c, (size_t)got) : KEEP_GOING;
+        rc = got > 0 ? after_read(c, (size_t)got, true) : KEEP_GOING;
         if (rc != KEEP_GOING && rc != DROPPED)
             return rc;
         if (rc != DROPPED && opt->verify &&
@@ -619,7 +638,7 @@ static int on_bytes_readable(struct bytes_session *s)
     ssize_t n;
     int rc;
 
-    if ((rc = before_read(s->c)) != KEEP_GOING)
+    if ((rc = before_read(s->c, true)) != KEEP_GOING)
         return rc;
     n = read(s->c->fd, buf, sizeof buf);
     if (n < 0)
@@ -627,7 +646,7 @@ static int on_bytes_readable(struct bytes_session *s)
     if (n == 0)
         return s->received < expected ? report(ECHOC_PREMATURE, PREMATURE_MESSAGE)
                                       : ECHOC_OK;
-    if ((rc = after_read(s->c, (size_t)n)) != KEEP_GOING && rc != DROPPED)
+    if ((rc = after_read(s->c, (size_t)n, true)) != KEEP_GOING && rc != DROPPED)
         return rc;
     if (rc != DROPPED && s->opt->verify &&
         (rc = check_generated_echo(buf, (size_t)n, s->received, s->opt->bytes)) != ECHOC_OK)
@@ -648,7 +667,7 @@ static int on_bytes_writable(struct bytes_session *s)
         pattern_fill(s->out, s->sent, s->out_len);
     }
     limit = s->out_len - s->out_pos;
-    if ((rc = before_write(s->c, &limit)) == NOT_SENT)
+    if ((rc = before_write(s->c, &limit, true)) == NOT_SENT)
         return KEEP_GOING; /* c->shut: the loop stops writing */
     if (rc != KEEP_GOING)
         return rc;
@@ -657,7 +676,7 @@ static int on_bytes_writable(struct bytes_session *s)
         return would_block(errno) ? KEEP_GOING : report_socket_error("write", errno);
     s->out_pos += (size_t)n;
     s->sent += (unsigned long long)n;
-    if ((rc = after_write(s->c)) != KEEP_GOING)
+    if ((rc = after_write(s->c, true)) != KEEP_GOING)
         return rc;
     if (s->sent == s->opt->bytes && s->opt->half_close && !s->c->shut) {
         rc = half_close(s->c);

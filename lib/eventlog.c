@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +12,31 @@
 
 /* Written once before any handler is installed, then only read. */
 static int log_fd = -1;
+
+/*
+ * The pid events are stamped with, asked of the kernel once per process
+ * rather than once per event (getpid() is a system call: it was 7 of the
+ * fork model's 29 per connection). fork() runs forget_pid() in the child,
+ * before it returns there, so no event of a child carries its parent's pid.
+ */
+static pid_t stamp_pid;
+
+static void forget_pid(void)
+{
+    stamp_pid = 0;
+}
+
+__attribute__((constructor)) static void forget_pid_at_fork(void)
+{
+    pthread_atfork(NULL, NULL, forget_pid);
+}
+
+static pid_t current_pid(void)
+{
+    if (stamp_pid == 0)
+        stamp_pid = getpid(); /* async-signal-safe; a race writes the same value */
+    return stamp_pid;
+}
 
 int event_log_open(const char *path, char *err, size_t errlen)
 {
@@ -214,7 +240,7 @@ void event_begin(struct event *ev, const char *name)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now); /* async-signal-safe (POSIX.1-2008) */
     event_begin_at(ev, name, (long long)now.tv_sec, now.tv_nsec / 1000,
-                   (long long)getpid());
+                   (long long)current_pid());
 }
 
 void event_int(struct event *ev, const char *key, long long value)

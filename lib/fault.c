@@ -753,11 +753,19 @@ static double draw(struct fault_rule *r, long conn)
 
 static struct fault_set active;
 static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
+unsigned fault_armed_points;
 
 void fault_activate(const struct fault_set *set)
 {
+    unsigned points = 0;
+
+    for (int i = 0; i < set->n; i++)
+        points |= FAULT_POINT_BIT(set->rules[i].point);
     pthread_mutex_lock(&active_lock);
     active = *set;
+    /* Stored under the lock: a hook that sees the bits then takes it in
+     * fault_check() and reads the rules they came from. */
+    __atomic_store_n(&fault_armed_points, points, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&active_lock);
 }
 

@@ -163,10 +163,28 @@ const struct fault_set *fault_active(void);
  */
 struct fault_hit fault_check(enum fault_point point, const struct fault_ctx *ctx);
 
+/*
+ * The points some rule of the active set sits at, as FAULT_POINT_BIT()s:
+ * 0 while nothing is armed. fault_activate() writes it. An idle hook reads
+ * only this: one load, one test, one branch predicted not taken, and no
+ * call, lock, clock, getpid or event. Loops that run hooks on every line
+ * test FAULT_ARMED() once a round and run a copy of the round without
+ * hooks when it is false (session.c, evconn.c, echoc's str_cli.c), so an
+ * idle round costs that one branch in all (bench/hook_cost.py).
+ */
+extern unsigned fault_armed_points;
+
+#define FAULT_NO_HIT ((struct fault_hit){ FA_NONE, 0 })
 #if FL_FAULT_HOOKS
-#define FAULT_HOOK(point, ctx) fault_check((point), (ctx))
+#define FAULT_ARMED_POINTS() __atomic_load_n(&fault_armed_points, __ATOMIC_RELAXED)
+#define FAULT_ARMED() __builtin_expect(FAULT_ARMED_POINTS() != 0, 0)
+#define FAULT_HOOK(point, ctx)                                                 \
+    (__builtin_expect((FAULT_ARMED_POINTS() & FAULT_POINT_BIT(point)) != 0, 0) \
+         ? fault_check((point), (ctx))                                         \
+         : FAULT_NO_HIT)
 #else
-#define FAULT_HOOK(point, ctx) ((void)(ctx), (struct fault_hit){ FA_NONE, 0 })
+#define FAULT_ARMED() 0
+#define FAULT_HOOK(point, ctx) ((void)(ctx), FAULT_NO_HIT)
 #endif
 
 #endif

@@ -148,6 +148,9 @@ COMMANDS = {
     "/usr/bin/python3 bench/inspect_cost.py":
         NotHere("a benchmark: 2,000 processes on a host and 2,000 beside it, 100 s",
                 ".ci/run", "/usr/bin/python3 bench/inspect_cost.py 1 --scale 100"),
+    "/usr/bin/python3 bench/hook_cost.py":
+        NotHere("a benchmark: 20 runs under valgrind, about a minute",
+                ".ci/run", "/usr/bin/python3 bench/hook_cost.py --nohooks build-nohooks"),
     # docs/FAULTS.md: the transcripts (their output is checked whole)
     "echoc --fault 'kil@connect' 127.0.0.1": Run(status=2),
     "ECHOC_FAULTS='rst@accept' echoc 127.0.0.1": Run(status=2),

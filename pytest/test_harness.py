@@ -17,7 +17,7 @@ from faultline.clients import echo
 from faultline.echod import Echod
 from faultline.host import Host, HostError
 from faultline.server import ServerCrashed, ServerLeftBehind
-from faultline.waiting import WaitTimeout, wait_until
+from faultline.waiting import WaitTimeout, wait_until, wait_until_written
 
 pytestmark = pytest.mark.harness
 
@@ -200,6 +200,34 @@ def test_spawning_a_missing_program_says_which(host):
 def test_a_wait_that_expires_names_what_it_waited_for():
     with pytest.raises(WaitTimeout, match="waiting for the impossible"):
         wait_until(lambda: False, 0.01, "the impossible", seen=lambda: "nothing")
+
+
+def test_a_wait_on_a_file_wakes_when_it_is_written(tmp_path):
+    """wait_until_written() looks again at a write, not on its timer: with a
+    recheck of 60 s, only the inotify wake-up can end this wait in time."""
+    path = tmp_path / "out"
+    path.write_text("")
+    writer = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; time.sleep(0.2); open(sys.argv[1], 'a').write('ready\\n')",
+         str(path)])
+    try:
+        started = time.monotonic()
+        wait_until_written(path, lambda: "ready" in path.read_text(), 10.0,
+                           "the writer's line", recheck=60.0)
+        waited = time.monotonic() - started
+    finally:
+        writer.wait(10)
+    assert waited < 5.0, f"woke {waited:.2f}s after the write began, not at it"
+
+
+def test_a_wait_on_a_file_never_written_expires_and_says_so(tmp_path):
+    path = tmp_path / "out"
+    path.write_text("nothing here")
+    with pytest.raises(WaitTimeout,
+                       match="(?s)waiting for the ready line.*last seen:.*nothing here"):
+        wait_until_written(path, lambda: "ready" in path.read_text(), 0.2,
+                           "the ready line", seen=path.read_text, recheck=0.05)
 
 
 def test_a_signal_kills_the_command_not_the_shim(host):

@@ -157,9 +157,15 @@ static void keepalive_apply(int connfd)
 
 int accept_connection(int listenfd, long *conn)
 {
+    return accept_connection_flags(listenfd, conn, 0);
+}
+
+int accept_connection_flags(int listenfd, long *conn, int flags)
+{
     struct sockaddr_storage peer;
     socklen_t peerlen = sizeof peer;
-    int connfd = accept4(listenfd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC);
+    int connfd = accept4(listenfd, (struct sockaddr *)&peer, &peerlen,
+                         SOCK_CLOEXEC | flags);
 
     if (connfd < 0) {
         switch (errno) {
@@ -260,6 +266,7 @@ bool time_left(const struct timespec *deadline, struct timespec *left)
     return left->tv_sec >= 0;
 }
 
+#if FL_FAULT_HOOKS
 bool accept_hook(long conn, int connfd, const char *fail_event,
                  const char *fail_call, bool *leak)
 {
@@ -267,6 +274,8 @@ bool accept_hook(long conn, int connfd, const char *fail_event,
     struct fault_hit hit = FAULT_HOOK(FP_ACCEPT, &ctx);
 
     *leak = hit.action == FA_LEAK;
+    if (hit.action == FA_NONE || hit.action == FA_LEAK)
+        return true;
     if (hit.action == FA_FORK_FAIL) {
         /* The visible effect is the same in every model: an error event
          * and a connection closed unserved. */
@@ -287,6 +296,7 @@ enum sock_fault_effect socket_fault(struct fault_hit hit, int fd, long conn)
         log_fault_error(conn, err);
     return effect;
 }
+#endif
 
 struct session_limits session_limits;
 

@@ -169,9 +169,6 @@ void log_stop(long connections);
 void log_drain_timeout(size_t live);
 void log_reload(const struct echod_options *opt);
 void log_reload_failed(const char *error);
-/* fault_error {conn, error}: a socket fault's call failed (error is
- * lib/sockfault.c's "call(fd N): strerror") */
-void log_fault_error(long conn, const char *error);
 
 /* dispatch.c: what the models' loops share. */
 /* accept4() on the non-blocking listener with the shared error policy:
@@ -189,6 +186,9 @@ int accept_connection(int listenfd, long *conn);
  * takes the reserve back: no back-off. A fork child drops it. */
 void accept_reserve_open(void);
 void accept_reserve_drop(void);
+/* The same, with accept4() flags (SOCK_NONBLOCK) besides SOCK_CLOEXEC:
+ * set at accept, they cost no fcntl() per connection. */
+int accept_connection_flags(int listenfd, long *conn, int flags);
 /* Wait 100 ms, or less if a terminating signal comes. */
 void accept_backoff(const sigset_t *wait_mask);
 /* At the max_conns limit (counting live children): log "refused", close
@@ -197,6 +197,7 @@ void accept_backoff(const sigset_t *wait_mask);
 bool over_limit(const struct echod_options *opt, long conn, int connfd);
 bool over_limit_count(const struct echod_options *opt, long conn, int connfd,
                       size_t live);
+#if FL_FAULT_HOOKS
 /* The accept fault point. Returns true when connfd is to be served (with
  * *leak set by a leak fault: the server must not close it), false when a
  * fault disposed of it: fork_fail (logged as fail_event/fail_call, EAGAIN,
@@ -207,6 +208,25 @@ bool accept_hook(long conn, int connfd, const char *fail_event,
  * on fd, connection conn, with lib's sock_fault_apply(); a failed call is
  * logged as fault_error. Returns what became of fd. */
 enum sock_fault_effect socket_fault(struct fault_hit hit, int fd, long conn);
+/* fault_error {conn, error}: a socket fault's call failed (error is
+ * lib/sockfault.c's "call(fd N): strerror") */
+void log_fault_error(long conn, const char *error);
+#else
+/* Compiled out (-Dfault_hooks=disabled): every connection is served and
+ * no hit ever comes; nothing of these is left in echod (ci/hook_symbols.py). */
+static inline bool accept_hook(long conn, int connfd, const char *fail_event,
+                               const char *fail_call, bool *leak)
+{
+    (void)conn, (void)connfd, (void)fail_event, (void)fail_call;
+    *leak = false;
+    return true;
+}
+static inline enum sock_fault_effect socket_fault(struct fault_hit hit, int fd, long conn)
+{
+    (void)hit, (void)fd, (void)conn;
+    return SOCK_FAULT_NONE;
+}
+#endif
 /* The top of a blocking model's accept loop: reload if SIGHUP asked,
  * wait in ppoll() (the only place the loop's signals are unblocked), take
  * one connection. Returns it, or -1 when there is none this time. */

@@ -36,7 +36,6 @@
  * end it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -131,14 +130,22 @@ void evconn_fail(struct evconn *c, int errnum)
     end_session(c, "poll", errnum);
 }
 
-/* Run a hook and carry out a socket-level fault it hands back. Returns the
- * hit; when an rst or close ended the session, c is marked ended and its
- * fd is -1. */
-static struct fault_hit hook(struct evconn *c, enum fault_point point)
-{
-    struct fault_hit hit = FAULT_HOOK(point, &c->ctx);
+/*
+ * The steps below take `hooked`, a constant where evconn_handle() inlines
+ * them: its copy for when no fault is armed has no hook code at all, so an
+ * idle wake-up costs its one FAULT_ARMED() branch.
+ */
+#define STEP static inline __attribute__((always_inline))
 
-    if (socket_fault(hit, c->fd, c->id) == SOCK_FAULT_CLOSED) {
+/* Run a hook (when hooked) and carry out a socket-level fault it hands
+ * back. Returns the hit; when an rst or close ended the session, c is
+ * marked ended and its fd is -1. */
+STEP struct fault_hit hook(struct evconn *c, enum fault_point point, const bool hooked)
+{
+    struct fault_hit hit = hooked ? FAULT_HOOK(point, &c->ctx) : FAULT_NO_HIT;
+
+    if (hit.action != FA_NONE &&
+        socket_fault(hit, c->fd, c->id) == SOCK_FAULT_CLOSED) {
         c->fd = c->ctx.fd = -1;
         end_session(c, hit.action == FA_RST ? "fault_rst" : "fault_close", 0);
     }
@@ -163,12 +170,12 @@ unsigned evconn_interest(const struct evconn *c)
 }
 
 /* One read into the free space. */
-static void do_read(struct evconn *c)
+STEP void do_read(struct evconn *c, const bool hooked)
 {
     struct fault_hit hit;
     ssize_t n;
 
-    hook(c, FP_BEFORE_READ);
+    hook(c, FP_BEFORE_READ, hooked);
     if (ended(c))
         return;
     if (c->head > 0) {
@@ -200,7 +207,7 @@ static void do_read(struct evconn *c)
         quiet_unlink(c);
         quiet_append(c);
     }
-    hit = hook(c, FP_AFTER_READ);
+    hit = hook(c, FP_AFTER_READ, hooked);
     if (ended(c) || hit.action == FA_DROP)
         return; /* dropped: the bytes never enter the buffer */
     c->len += (size_t)n;
@@ -210,10 +217,10 @@ enum write_result { WRITE_ROUND_DONE, WRITE_BLOCKED };
 
 /* Write the current round (starting one if none is in progress) until it
  * is done or the socket is full. At most EVCONN_BUFSIZE bytes per call. */
-static enum write_result do_write(struct evconn *c)
+STEP enum write_result do_write(struct evconn *c, const bool hooked)
 {
     if (c->round_left == 0) {
-        struct fault_hit hit = hook(c, FP_BEFORE_WRITE);
+        struct fault_hit hit = hook(c, FP_BEFORE_WRITE, hooked);
         if (ended(c))
             return WRITE_ROUND_DONE;
         c->round_left = c->len;
@@ -242,7 +249,7 @@ static enum write_result do_write(struct evconn *c)
     if (c->len == 0)
         c->head = 0;
     c->short_cap = 0;
-    hook(c, FP_AFTER_WRITE);
+    hook(c, FP_AFTER_WRITE, hooked);
     return WRITE_ROUND_DONE;
 }
 
@@ -251,13 +258,13 @@ static enum write_result do_write(struct evconn *c)
  * already arrived (a non-blocking read) before it ends; a read a drop fault
  * discarded leaves nothing to echo, so it looks again (bounded: each look
  * consumes data, meets EAGAIN, or ends the session). */
-static bool settle(struct evconn *c)
+STEP bool settle(struct evconn *c, const bool hooked)
 {
     for (int looks = 0; looks < 64; looks++) {
         if (ended(c) || !(c->flags & EVCONN_DRAINING) || c->len != 0 ||
             (c->flags & (EVCONN_READ_DONE | EVCONN_PEER_EOF)))
             break;
-        do_read(c);
+        do_read(c, hooked);
     }
     if (!ended(c) && c->len == 0 && (c->flags & EVCONN_PEER_EOF))
         end_session(c, "eof", 0);
@@ -266,7 +273,7 @@ static bool settle(struct evconn *c)
     return ended(c);
 }
 
-bool evconn_handle(struct evconn *c, unsigned events)
+STEP bool handle(struct evconn *c, unsigned events, const bool hooked)
 {
     bool blocked = false;
 
@@ -280,20 +287,34 @@ bool evconn_handle(struct evconn *c, unsigned events)
         events |= evconn_interest(c);
     }
     if ((events & EVCONN_OUT) && c->len > 0) {
-        blocked = do_write(c) == WRITE_BLOCKED;
+        blocked = do_write(c, hooked) == WRITE_BLOCKED;
         if (ended(c))
             return true;
     }
     if ((events & EVCONN_IN) && (evconn_interest(c) & EVCONN_IN)) {
-        do_read(c);
+        do_read(c, hooked);
         if (ended(c))
             return true;
         /* Echo at once what just came in: the socket is most likely
          * writable, and a wake-up is saved. */
         if (c->len > 0 && !blocked)
-            do_write(c);
+            do_write(c, hooked);
     }
-    return settle(c);
+    return settle(c, hooked);
+}
+
+/* The copy with hooks, out of line, so the idle copy inlined below keeps
+ * the registers and the frame of a build without hooks. */
+static __attribute__((noinline)) bool handle_hooked(struct evconn *c, unsigned events)
+{
+    return handle(c, events, true);
+}
+
+bool evconn_handle(struct evconn *c, unsigned events)
+{
+    if (FAULT_ARMED())
+        return handle_hooked(c, events);
+    return handle(c, events, false);
 }
 
 bool evconn_drain(struct evconn *c)
@@ -326,9 +347,9 @@ enum evconn_accept_status evconn_accept(int listenfd, const struct echod_options
 {
     bool leak;
     struct evconn *c;
-    int connfd, flags;
+    int connfd;
 
-    connfd = accept_connection(listenfd, nconn);
+    connfd = accept_connection_flags(listenfd, nconn, SOCK_NONBLOCK);
     if (connfd == ACCEPT_BACK_OFF)
         return EVCONN_ACCEPT_PAUSE;
     if (connfd < 0) {
@@ -344,12 +365,6 @@ enum evconn_accept_status evconn_accept(int listenfd, const struct echod_options
     if (!accept_hook(*nconn, connfd, "fork_error", "fork (injected)", &leak))
         return EVCONN_ACCEPT_NEXT;
 
-    flags = fcntl(connfd, F_GETFL);
-    if (flags < 0 || fcntl(connfd, F_SETFL, flags | O_NONBLOCK) < 0) {
-        log_error("accept_error", "fcntl O_NONBLOCK", errno);
-        close(connfd);
-        return EVCONN_ACCEPT_NEXT;
-    }
     c = malloc(sizeof *c);
     if (c == NULL) {
         log_error("accept_error", "malloc", ENOMEM);
@@ -368,7 +383,7 @@ enum evconn_accept_status evconn_accept(int listenfd, const struct echod_options
     link_conn(c);
 
     log_conn("session_start", c->id, NULL, 0);
-    hook(c, FP_CHILD_START);
+    hook(c, FP_CHILD_START, true);
     if (ended(c)) {
         evconn_close(c);
         return EVCONN_ACCEPT_NEXT;

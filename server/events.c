@@ -107,6 +107,7 @@ void log_reload_failed(const char *error)
     event_emit(&ev);
 }
 
+#if FL_FAULT_HOOKS
 void log_fault_error(long conn, const char *error)
 {
     struct event ev;
@@ -116,3 +117,4 @@ void log_fault_error(long conn, const char *error)
     event_str(&ev, "error", error);
     event_emit(&ev);
 }
+#endif

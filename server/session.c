@@ -119,8 +119,10 @@ static ssize_t write_echo(int fd, const char *buf, size_t n, long long limit,
 
 /* Wait until fd is readable, SIGTERM came (session_stop_fd became
  * readable, for threads) or the session's nearest deadline passed (*which
- * names it). */
-static int wait_readable(int fd, const struct session_deadlines *dl, const char **which)
+ * names it). Inlined into both copies of echo_round(), as it is into the
+ * one of a build without hooks. */
+static inline __attribute__((always_inline)) int
+wait_readable(int fd, const struct session_deadlines *dl, const char **which)
 {
     struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
                            { .fd = session_stop_fd, .events = POLLIN } };
@@ -164,81 +166,149 @@ static bool hook_closed(enum fault_point point, struct fault_ctx *ctx,
                         struct fault_hit *hit)
 {
     *hit = FAULT_HOOK(point, ctx);
-    return socket_fault(*hit, ctx->fd, ctx->conn) == SOCK_FAULT_CLOSED;
+    return hit->action != FA_NONE &&
+           socket_fault(*hit, ctx->fd, ctx->conn) == SOCK_FAULT_CLOSED;
 }
 
-/* The echo session on ctx's connection until EOF, error, fault or
+enum round {
+    ROUND_AGAIN,        /* the session goes on */
+    ROUND_ENDED,        /* EOF, error or termination: *status is set */
+    ROUND_FAULT_CLOSED, /* an rst or close fault closed the connection */
+};
+
+/*
+ * One read and its echo. Inlined twice, with hooked a constant: the copy
+ * that runs while no fault is armed has no hook code at all, so an idle
+ * session costs echo_session()'s one FAULT_ARMED() branch.
+ */
+static inline __attribute__((always_inline)) enum round
+echo_round(struct fault_ctx *ctx, const int connfd, char *buf, int *draining,
+           struct session_deadlines *dl, struct fault_hit *hit, int *status,
+           const bool hooked)
+{
+    const char *which = NULL;
+    ssize_t n, w;
+
+    if (hooked && hook_closed(FP_BEFORE_READ, ctx, hit))
+        return ROUND_FAULT_CLOSED;
+    if (!*draining) {
+        int waited = wait_readable(connfd, dl, &which);
+        if (waited == WAIT_ERROR) {
+            log_session_end(ctx->conn, ctx->bytes, "poll", errno);
+            *status = 1;
+            return ROUND_ENDED;
+        }
+        if (waited == WAIT_TIMEOUT) {
+            log_session_timeout(ctx->conn, ctx->bytes, which);
+            *status = 0;
+            return ROUND_ENDED;
+        }
+        *draining = (waited == WAIT_TERMINATE);
+    }
+    /* Draining: take only what has already arrived, then close. */
+    n = recv(connfd, buf, SESSION_BUFSIZE, *draining ? MSG_DONTWAIT : 0);
+    if (n < 0 && errno == EINTR)
+        return ROUND_AGAIN;
+    if (n < 0 && *draining && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        log_session_end(ctx->conn, ctx->bytes, "terminated", 0);
+        *status = 0;
+        return ROUND_ENDED;
+    }
+    if (n == 0) {
+        log_session_end(ctx->conn, ctx->bytes, "eof", 0);
+        *status = 0;
+        return ROUND_ENDED;
+    }
+    if (n < 0) {
+        log_session_end(ctx->conn, ctx->bytes, "read", errno);
+        *status = 1;
+        return ROUND_ENDED;
+    }
+    ctx->bytes += n;
+    deadlines_read(dl);
+    if (hooked && hook_closed(FP_AFTER_READ, ctx, hit))
+        return ROUND_FAULT_CLOSED;
+    if (hooked && hit->action == FA_DROP)
+        return ROUND_AGAIN;
+    if (hooked && hook_closed(FP_BEFORE_WRITE, ctx, hit))
+        return ROUND_FAULT_CLOSED;
+    w = write_echo(connfd, buf, (size_t)n, hooked && hit->action == FA_SHORT ? hit->arg : 0,
+                   dl, &which);
+    if (w == WRITE_TIMEOUT) {
+        log_session_timeout(ctx->conn, ctx->bytes, which);
+        *status = 0;
+        return ROUND_ENDED;
+    }
+    if (w < 0) {
+        log_session_end(ctx->conn, ctx->bytes, "write", errno);
+        *status = 1;
+        return ROUND_ENDED;
+    }
+    if (hooked && hook_closed(FP_AFTER_WRITE, ctx, hit))
+        return ROUND_FAULT_CLOSED;
+    return ROUND_AGAIN;
+}
+
+/*
+ * Rounds until one ends the session: with hooks or without, each copy out
+ * of line, so that the idle one keeps the registers and the frame of a
+ * build without hooks.
+ */
+static inline __attribute__((always_inline)) enum round
+rounds(struct fault_ctx *ctx, char *buf, int *draining, struct session_deadlines *dl,
+       struct fault_hit *hit, int *status, const bool hooked)
+{
+    const int connfd = ctx->fd; /* read once: the loop keeps it in a register */
+    enum round r;
+
+    do
+        r = echo_round(ctx, connfd, buf, draining, dl, hit, status, hooked);
+    while (r == ROUND_AGAIN);
+    return r;
+}
+
+static __attribute__((noinline)) enum round
+rounds_hooked(struct fault_ctx *ctx, char *buf, int *draining,
+              struct session_deadlines *dl, struct fault_hit *hit, int *status)
+{
+    return rounds(ctx, buf, draining, dl, hit, status, true);
+}
+
+static __attribute__((noinline)) enum round
+rounds_idle(struct fault_ctx *ctx, char *buf, int *draining,
+              struct session_deadlines *dl, struct fault_hit *hit, int *status)
+{
+    return rounds(ctx, buf, draining, dl, hit, status, false);
+}
+
+/*
+ * The echo session on ctx's connection until EOF, error, fault or
  * termination. Returns the exit status for whoever serves it; *closed
- * says whether a fault closed the connection. */
+ * says whether a fault closed the connection. Whether it runs hooks is
+ * decided once, at its start: a session that began with no fault armed
+ * runs none for its whole life, whatever a reload arms meanwhile (a child
+ * or a worker could not see that reload anyway; a thread's session is
+ * made alike, and one with hooks follows the process's current set).
+ */
 static int echo_session(struct fault_ctx *ctx, bool *closed)
 {
     char buf[SESSION_BUFSIZE];
-    const int connfd = ctx->fd;
-    const long conn = ctx->conn;
+    struct fault_hit hit = FAULT_NO_HIT;
     struct session_deadlines dl;
-    const char *which = NULL;
-    struct fault_hit hit;
-    int draining = 0;
+    int draining = 0, status = 0;
+    enum round r;
 
     *closed = false;
     deadlines_start(&dl);
-    for (;;) {
-        ssize_t n, w;
-
-        if (hook_closed(FP_BEFORE_READ, ctx, &hit))
-            break;
-        if (!draining) {
-            int waited = wait_readable(connfd, &dl, &which);
-            if (waited == WAIT_ERROR) {
-                log_session_end(conn, ctx->bytes, "poll", errno);
-                return 1;
-            }
-            if (waited == WAIT_TIMEOUT) {
-                log_session_timeout(conn, ctx->bytes, which);
-                return 0;
-            }
-            draining = (waited == WAIT_TERMINATE);
-        }
-        /* Draining: take only what has already arrived, then close. */
-        n = recv(connfd, buf, sizeof buf, draining ? MSG_DONTWAIT : 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && draining && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            log_session_end(conn, ctx->bytes, "terminated", 0);
-            return 0;
-        }
-        if (n == 0) {
-            log_session_end(conn, ctx->bytes, "eof", 0);
-            return 0;
-        }
-        if (n < 0) {
-            log_session_end(conn, ctx->bytes, "read", errno);
-            return 1;
-        }
-        ctx->bytes += n;
-        deadlines_read(&dl);
-        if (hook_closed(FP_AFTER_READ, ctx, &hit))
-            break;
-        if (hit.action == FA_DROP)
-            continue;
-        if (hook_closed(FP_BEFORE_WRITE, ctx, &hit))
-            break;
-        w = write_echo(connfd, buf, (size_t)n, hit.action == FA_SHORT ? hit.arg : 0,
-                       &dl, &which);
-        if (w == WRITE_TIMEOUT) {
-            log_session_timeout(conn, ctx->bytes, which);
-            return 0;
-        }
-        if (w < 0) {
-            log_session_end(conn, ctx->bytes, "write", errno);
-            return 1;
-        }
-        if (hook_closed(FP_AFTER_WRITE, ctx, &hit))
-            break;
-    }
+    if (FAULT_ARMED())
+        r = rounds_hooked(ctx, buf, &draining, &dl, &hit, &status);
+    else
+        r = rounds_idle(ctx, buf, &draining, &dl, &hit, &status);
+    if (r == ROUND_ENDED)
+        return status;
     /* An rst or close fault ended the session. */
     *closed = true;
-    log_session_end(conn, ctx->bytes,
+    log_session_end(ctx->conn, ctx->bytes,
                     hit.action == FA_RST ? "fault_rst" : "fault_close", 0);
     return 0;
 }
@@ -249,7 +319,7 @@ void session_close(int connfd, const struct fault_ctx *ctx, bool keep_open)
 
     if (hit.action == FA_LEAK)
         return;
-    if (socket_fault(hit, connfd, ctx->conn) == SOCK_FAULT_CLOSED)
+    if (hit.action != FA_NONE && socket_fault(hit, connfd, ctx->conn) == SOCK_FAULT_CLOSED)
         return;
     if (!keep_open)
         close(connfd);

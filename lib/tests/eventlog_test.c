@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -153,6 +154,37 @@ static void begin_stamps_the_current_pid(void **state)
     snprintf(want, sizeof want, ",\"pid\":%ld,", (long)getpid());
     event_begin(&ev, "x");
     assert_non_null(strstr(finish(&ev), want));
+}
+
+/* The pid is cached per process: a child's events carry the child's pid,
+ * not the one its parent had cached before the fork. */
+static void a_forked_child_stamps_its_own_pid(void **state)
+{
+    int fds[2];
+    pid_t child;
+    char got[EVENT_MAX] = "", want[64];
+    struct event ev;
+    ssize_t n;
+    int status;
+
+    event_begin(&ev, "parent"); /* the parent's pid is now cached */
+    assert_int_equal(pipe(fds), 0);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        event_begin(&ev, "child");
+        event_end(&ev);
+        _exit(__real_write(fds[1], ev.buf, ev.len) == (ssize_t)ev.len ? 0 : 1);
+    }
+    close(fds[1]);
+    n = read(fds[0], got, sizeof got - 1);
+    close(fds[0]);
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(n > 0);
+    snprintf(want, sizeof want, ",\"pid\":%ld,", (long)child);
+    if (strstr(got, want) == NULL)
+        fail_msg("child's event %s lacks %s", got, want);
 }
 
 static void int_zero_prints_as_0(void **state)
@@ -601,6 +633,7 @@ int main(void)
         T(begin_at_pads_microseconds_to_six_digits),
         T(begin_at_prints_largest_microsecond),
         T(begin_stamps_the_current_pid),
+        T(a_forked_child_stamps_its_own_pid),
         T(int_zero_prints_as_0),
         T(int_negative_gets_a_minus_sign),
         T(int_llong_min_prints_every_digit),

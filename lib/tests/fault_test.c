@@ -61,14 +61,6 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int teardown_active(void **state)
-{
-    struct fault_set empty;
-
-    fault_set_init(&empty);
-    fault_activate(&empty);
-    return 0;
-}
 
 /* --- round trips ----------------------------------------------------------- */
 
@@ -513,10 +505,39 @@ static void seed_default_announces_only_with_prob(void **state)
 
 /* --- decisions ------------------------------------------------------------- */
 
+static int teardown_active(void **state)
+{
+    struct fault_set empty;
+
+    fault_set_init(&empty);
+    fault_activate(&empty);
+    return 0;
+}
+
 static void nothing_active_means_nothing(void **state)
 {
     assert_int_equal(at(FP_BEFORE_READ, 1, 0).action, FA_NONE);
     assert_int_equal(fault_check(FP_ACCEPT, NULL).action, FA_NONE);
+}
+
+/* The idle path: no rule, no bit, and FAULT_HOOK() never reaches the
+ * engine (which would count the hit). */
+static void armed_points_name_the_points_of_the_active_rules(void **state)
+{
+    struct fault_ctx ctx = { 1, 0, -1 };
+
+    assert_int_equal(fault_armed_points, 0);
+    assert_false(FAULT_ARMED());
+    activate("rst@before_read,nth=2;delay=1us@after_write", 1);
+    assert_int_equal(fault_armed_points,
+                     FAULT_POINT_BIT(FP_BEFORE_READ) | FAULT_POINT_BIT(FP_AFTER_WRITE));
+    assert_true(FAULT_ARMED());
+    assert_int_equal(FAULT_HOOK(FP_AFTER_READ, &ctx).action, FA_NONE);
+    assert_int_equal(FAULT_HOOK(FP_BEFORE_READ, &ctx).action, FA_NONE);
+    assert_int_equal(fault_active()->rules[0].hits, 1);
+    assert_int_equal(FAULT_HOOK(FP_BEFORE_READ, &ctx).action, FA_RST);
+    teardown_active(state);
+    assert_int_equal(fault_armed_points, 0);
 }
 
 static void a_rule_fires_only_at_its_point(void **state)
@@ -947,6 +968,8 @@ int main(void)
     };
     const struct CMUnitTest decisions_tests[] = {
         cmocka_unit_test_teardown(nothing_active_means_nothing, teardown_active),
+        cmocka_unit_test_teardown(armed_points_name_the_points_of_the_active_rules,
+                                  teardown_active),
         cmocka_unit_test_teardown(a_rule_fires_only_at_its_point, teardown_active),
         cmocka_unit_test_teardown(caller_actions_come_back_with_their_arg, teardown_active),
         cmocka_unit_test_teardown(conn_picks_one_connection, teardown_active),

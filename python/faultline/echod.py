@@ -97,7 +97,11 @@ class Echod(Server):
         match = READY.search(self.proc.stdout())
         self.addr = (match.group(1), int(match.group(2)))
         self.port = self.addr[1]
-        self.wait_ready(timeout)
+        # echod prints the line after listen(), from the process the host
+        # spawned: no need to look for the LISTEN socket and its holder in
+        # /proc (Server.wait_ready, for servers that print nothing).
+        self.pid = self.proc.pid
+        self.note_idle(timeout)
         return self
 
     def __exit__(self, exc_type, exc, tb):

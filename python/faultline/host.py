@@ -39,7 +39,7 @@ from pathlib import Path
 
 from . import paths, procs
 from .interrupts import cleanup
-from .waiting import WaitTimeout, wait_until
+from .waiting import WaitTimeout, wait_until, wait_until_written
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWPID = 0x20000000
@@ -234,7 +234,8 @@ class Proc:
         return Path(self.stderr_path).read_text(errors="replace")
 
     def wait_for_output(self, needle, timeout=5.0, stream="stdout"):
-        """Poll the captured stdout/stderr file until it contains needle."""
+        """Wait until the captured stdout/stderr file contains needle: looked
+        at again whenever the file is written (inotify), not on a timer."""
         read = self.stdout if stream == "stdout" else self.stderr
 
         def found():
@@ -246,8 +247,9 @@ class Proc:
                     f"{needle!r} on {stream}; stderr: {self.stderr().strip()!r}")
             return False
 
-        wait_until(found, timeout, f"{needle!r} on {self.name}'s {stream}",
-                   seen=lambda: read()[-2000:])
+        path = self.stdout_path if stream == "stdout" else self.stderr_path
+        wait_until_written(path, found, timeout, f"{needle!r} on {self.name}'s {stream}",
+                           seen=lambda: read()[-2000:])
 
     def _reap_shim(self, timeout):
         try:

@@ -192,6 +192,12 @@ class Server:
         self.pid = wait_until(listening, timeout,
                               f"{self.name} to listen on port {self.port}",
                               seen=lambda: tcpstate.table(self.host.outer_pid))
+        self.note_idle(timeout)
+
+    def note_idle(self, timeout=5.0):
+        """The server (self.pid) sleeps waiting for connections: its idle
+        syscall noted, and its descriptors, the baseline of the check at
+        exit."""
         self._idle_syscall, = wait_until(
             lambda: procs.state(self.pid) == "S" and (procs.current_syscall(self.pid),),
             timeout, f"{self.name} to block waiting for connections",
