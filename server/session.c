@@ -98,8 +98,9 @@ static ssize_t write_by_deadline(int fd, const char *buf, size_t n,
  * -1 with errno on an error, WRITE_TIMEOUT past a deadline. Without
  * deadlines, UNP's writen(): the classic session blocks for ever on a
  * peer that does not read. */
-static ssize_t write_echo(int fd, const char *buf, size_t n, long long limit,
-                          const struct session_deadlines *dl, const char **which)
+static inline __attribute__((always_inline)) ssize_t
+write_echo(int fd, const char *buf, size_t n, long long limit,
+           const struct session_deadlines *dl, const char **which)
 {
     size_t done = 0;
 

@@ -70,6 +70,9 @@ static void note_sigpipe(int signo)
 
 void signals_deliver_pending(const sigset_t *open_mask)
 {
+    /* The signals echod blocks outside its waits: no other can be left
+     * pending by a ready wait. Four looks, not NSIG: this runs per line. */
+    static const int held[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
     sigset_t pending, blocked;
     bool waiting = false;
 
@@ -77,9 +80,9 @@ void signals_deliver_pending(const sigset_t *open_mask)
         return;
     /* Only what the wait would have let in: a signal this thread keeps
      * blocked even there (SIGTERM in a thread session) is not ours. */
-    for (int signo = 1; signo < NSIG && !waiting; signo++)
-        waiting = sigismember(&pending, signo) == 1 &&
-                  sigismember(open_mask, signo) == 0;
+    for (size_t i = 0; i < sizeof held / sizeof held[0] && !waiting; i++)
+        waiting = sigismember(&pending, held[i]) == 1 &&
+                  sigismember(open_mask, held[i]) == 0;
     if (!waiting)
         return;
     /* The handlers run on the way out of the first call. */
