@@ -30,9 +30,11 @@ def test_sigterm_drains_the_line_in_flight_in_every_model(host, model):
         sock = host.connect(server.port)
         assert echo(sock, b"first\n") == b"first\n"
         sock.sendall(b"last line\n")
-        wait_until(lambda: any(s.rx_queue == 10 for s in
+        # The server's end, not the client's: with the delay gone, the
+        # echo waiting unread at the client also holds 10 bytes (issue 12).
+        wait_until(lambda: any(s.rx_queue == 10 and s.local[1] == server.port for s in
                                tcpstate.sockets(host.outer_pid, server.port)),
-                   5.0, "the last line to wait unread",
+                   5.0, "the last line to wait unread in the server's end",
                    seen=lambda: tcpstate.table(host.outer_pid, server.port))
         server.send_signal(signal.SIGTERM)
         wait_until(lambda: server.events("stop"), 5.0, "the listener to close")
