@@ -1,4 +1,5 @@
-"""The event-loop models (poll, epoll) while their clients do not read.
+"""The event-loop models (poll, epoll) while their clients do not read,
+and their SIGTERM drain of what has arrived unread.
 
 Issue 12: with epoll never re-arming EPOLLOUT, a client that started
 reading late got 4.2 of 32 MiB and echod spun at 100 % CPU, and no test
@@ -12,12 +13,13 @@ wall time: a measurement, taken only once the server has nothing it can do
 """
 
 import os
+import signal
 import threading
 import time
 
 import pytest
 
-from faultline import tcpstate
+from faultline import procs, tcpstate
 from faultline.clients import echo
 from faultline.echod import Echod
 from faultline.waiting import wait_until
@@ -151,3 +153,34 @@ def test_event_loop_server_costs_no_cpu_while_its_client_is_idle(host, model):
             f"--model {model}: the server used {used:.2f} s of CPU in {CPU_WINDOW:g} s "
             f"with one idle connection open (spinning?)\n{server.ps()}")
         idle.close()
+
+
+@pytest.mark.shutdown
+@pytest.mark.parametrize("model", MODELS)
+def test_event_loop_drain_echoes_the_line_that_arrived_while_it_was_stopped(host, model):
+    """The line waits in the server's end, the server stopped (no delay to
+    outlast), and SIGTERM is pending when it continues: only the drain
+    (evconn_drain) can read and echo it. test_models' drain test cannot
+    tell here: its delay holds the line inside the read, which echoes it
+    whether or not the drain works."""
+    with Echod(host, model=model, drain_ms=2000, stopped_by_test=True,
+               exit_status=0) as server:
+        sock = host.connect(server.port)
+        assert echo(sock, b"first\n") == b"first\n"
+        procs.stop(server.pid)
+        sock.sendall(b"last line\n")
+        wait_until(lambda: (e := server_end(host, server, sock)) is not None
+                   and e.rx_queue == 10, 5.0,
+                   "the last line to wait unread in the server's end",
+                   seen=lambda: tcpstate.table(host.outer_pid, server.port))
+        server.send_signal(signal.SIGTERM)
+        procs.cont(server.pid)
+        try:
+            got = sock.recv(16)
+        except ConnectionResetError:
+            got = "a RST"
+        assert got == b"last line\n", (
+            f"--model {model}: the line that waited during SIGTERM should be echoed, "
+            f"got {got!r}\n{server.events()[-6:]}")
+        assert sock.recv(16) == b"", "then EOF"
+        server.proc.wait(10.0)
