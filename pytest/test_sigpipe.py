@@ -67,18 +67,24 @@ MODELS = ["fork", "thread", "prefork", "poll", "epoll"]
 LONG_LINE = b"x" * 63 + b"\n"
 
 
+@pytest.mark.parametrize("mode", ["ignore", "handler"])
 @pytest.mark.parametrize("model", MODELS)
-def test_sigpipe_ignore_lets_every_model_survive_a_write_to_a_reset_peer(host, model):
-    with Echod(host, model=model, args=["--sigpipe", "ignore"],
+def test_sigpipe_handled_or_ignored_lets_every_model_survive_a_write_to_a_reset_peer(
+        host, model, mode):
+    with Echod(host, model=model, args=["--sigpipe", mode],
                faults=["short=1@before_write"]) as server:
         send_a_line_and_close(host, server, LONG_LINE)
         end = wait_until(lambda: server.events("session_end"), 5.0, "session_end",
                          seen=lambda: server.events()[-6:])[0]
         assert end["reason"] == "write" and end["error"] == "Broken pipe", (
-            f"--model {model} --sigpipe ignore: {end}")
+            f"--model {model} --sigpipe {mode}: {end}")
         deaths = [e for e in server.events() if e["event"] in ("reaped", "worker_exit")
                   and e.get("signal") == signal.SIGPIPE]
-        assert not deaths, f"--model {model} --sigpipe ignore: {deaths}"
+        assert not deaths, f"--model {model} --sigpipe {mode}: {deaths}"
+        handled = [e for e in server.events("signal") if e["name"] == "SIGPIPE"]
+        assert len(handled) == (1 if mode == "handler" else 0), (
+            f"--model {model} --sigpipe {mode}: SIGPIPE handled {len(handled)} times\n"
+            f"{server.events()[-6:]}")
         # On exit the fixture fails the test if the server itself died.
 
 
