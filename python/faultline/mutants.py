@@ -205,7 +205,6 @@ class Scratch:
     build: Path
     logs: Path
     timeout: float
-    built: bool = False
     env: dict = field(default_factory=dict)
 
     def compile(self, log):
@@ -254,7 +253,7 @@ def try_mutant(scratch, mutant):
 
 def run(mutants, out, timeout=DEFAULT_TIMEOUT, logs=None, source=None):
     """Try every mutant; one line each as it ends, then the counts. Returns
-    the results (the build failing raises BuildError-like RuntimeError)."""
+    the results. An unmutated tree that does not build raises BuildError."""
     from .build import BuildError
     source = Path(source or paths.REPO)
     logs = Path(logs or paths.ARTIFACTS_DIR / "mutants")
