@@ -27,9 +27,11 @@ from faultline.waiting import wait_until
 pytestmark = pytest.mark.models
 
 MODELS = ["poll", "epoll"]
-# Far more than the socket buffers of both ends and the server's own
-# buffer hold: the server must stop and wait for the client.
-PUSH = 8 << 20
+# Far more than the socket buffers of both ends (autotuned, several MiB
+# each) and the server's own buffer hold: the server must stop and wait
+# for the client.
+PUSH = 32 << 20
+PUSH_LIMIT = 256 << 20
 # A server that waits costs ~0; one that spins costs most of the window,
 # even on a loaded machine.
 CPU_WINDOW = 1.0
@@ -74,16 +76,27 @@ def pattern(n):
     return (block * (n // len(block) + 1))[:n]
 
 
-def push_until_stuck(sock, data):
-    """Send without blocking until the kernel takes no more; returns how
-    many bytes went."""
-    sock.setblocking(False)
+def push_until_the_server_stops(host, server, sock, what):
+    """Send without blocking, again whenever the kernel takes more, until
+    the server's end holds bytes it has not read (wait_server_stuck): the
+    buffers between the two ends grow as they fill, so one burst may end
+    with the server's end empty. Returns how many bytes went."""
+    chunk = pattern(65536)
     sent = 0
-    try:
-        while sent < len(data):
-            sent += sock.send(data[sent:sent + 65536])
-    except BlockingIOError:
-        pass
+    sock.setblocking(False)
+
+    def stuck():
+        nonlocal sent
+        try:
+            while sent < PUSH_LIMIT:
+                sent += sock.send(chunk)
+        except BlockingIOError:
+            pass
+        end = server_end(host, server, sock)
+        return end is not None and end.tx_queue > 0 and end.rx_queue > 0
+    wait_until(stuck, 20.0, what,
+               seen=lambda: f"{sent:,} bytes sent\n"
+                            f"{tcpstate.table(host.outer_pid, server.port)}")
     return sent
 
 
@@ -127,10 +140,9 @@ def test_event_loop_late_reader_gets_every_byte_back(host, model):
 def test_event_loop_server_costs_no_cpu_while_a_client_never_reads(host, model):
     with Echod(host, model=model, args=["--sigpipe", "ignore"]) as server:
         hog = host.connect(server.port)
-        pushed = push_until_stuck(hog, pattern(PUSH))
-        wait_server_stuck(host, server, hog,
-                          f"--model {model}: the server to stop reading a client "
-                          f"that never reads")
+        pushed = push_until_the_server_stops(
+            host, server, hog,
+            f"--model {model}: the server to stop reading a client that never reads")
         used = cpu_over_window(server.pid)
         assert used < CPU_BOUND, (
             f"--model {model}: the server used {used:.2f} s of CPU in {CPU_WINDOW:g} s "

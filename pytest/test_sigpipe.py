@@ -43,7 +43,9 @@ def test_server_child_writing_to_a_reset_peer_survives_when_sigpipe_is_handled(
         end = wait_until(lambda: server.events("session_end"), 5.0, "session_end",
                          seen=lambda: server.events()[-6:])[0]
         assert end["reason"] == "write" and end["error"] == "Broken pipe", end
-        child_pids = {e["child"] for e in server.events("fork")}
+        # The parent logs the fork after fork() returns: the child may have
+        # logged its SIGPIPE first. Wait for it.
+        child_pids = {server.fork_event(1)["child"]}
         sigpipes = [e for e in server.events("signal")
                     if e["name"] == "SIGPIPE" and e["pid"] in child_pids]
         assert len(sigpipes) == (1 if mode == "handler" else 0), server.events()
