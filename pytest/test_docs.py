@@ -89,6 +89,14 @@ COMMANDS = {
     "pytest --markers": Run(says="@pytest.mark.zombie"),
     "pytest --lf": Selects(),
     "pytest -m scenario": Selects(),
+    # README: Does the suite notice? Mutants
+    "./faultline mutants --list": Run(says="epoll-never-rearms-epollout"),
+    "./faultline mutants --ci":
+        NotHere("a scratch build and the marked mutants, about 2 minutes", ".ci/run",
+                "./faultline mutants --ci"),
+    "./faultline mutants":
+        NotHere("the whole list rebuilds and tests each mutant, about 7 minutes; "
+                "CI runs the marked subset", ".ci/run", "./faultline mutants --ci"),
     # README: The pieces
     "build/server/echod --help": Run(says="usage: echod"),
     "build/client/echoc --help": Run(says="usage: echoc"),

@@ -4,6 +4,7 @@ pre-forked pool's reaping and respawning; bounded memory and no
 FD_SETSIZE limit in the event loops."""
 
 import signal
+import time
 
 import pytest
 
@@ -28,11 +29,14 @@ def test_sigterm_drains_the_line_in_flight_in_every_model(host, model):
     with Echod(host, model=model, faults=["delay=500ms@before_read,nth=2"],
                drain_ms=2000, stopped_by_test=True) as server:
         sock = host.connect(server.port)
+        started = time.monotonic()
         assert echo(sock, b"first\n") == b"first\n"
         sock.sendall(b"last line\n")
-        wait_until(lambda: any(s.rx_queue == 10 for s in
+        # The server's end, not the client's: with the delay gone, the
+        # echo waiting unread at the client also holds 10 bytes (issue 12).
+        wait_until(lambda: any(s.rx_queue == 10 and s.local[1] == server.port for s in
                                tcpstate.sockets(host.outer_pid, server.port)),
-                   5.0, "the last line to wait unread",
+                   5.0, "the last line to wait unread in the server's end",
                    seen=lambda: tcpstate.table(host.outer_pid, server.port))
         server.send_signal(signal.SIGTERM)
         wait_until(lambda: server.events("stop"), 5.0, "the listener to close")
@@ -41,6 +45,11 @@ def test_sigterm_drains_the_line_in_flight_in_every_model(host, model):
         assert sock.recv(16) == b"last line\n", (
             f"--model {model}: the line in flight should be echoed\n"
             f"{server.events()[-6:]}")
+        # The delay began after the first line was read, and only its end
+        # lets the last one be echoed: sooner, no line was ever in flight.
+        held = time.monotonic() - started
+        assert held >= 0.5, (f"--model {model}: the last line came back {held:.3f} s "
+                             f"after the first was sent, inside the 500 ms delay")
         assert sock.recv(16) == b"", "then EOF"
 
 

@@ -234,6 +234,28 @@ def check_artifacts(given):
     return root.resolve()
 
 
+def mutants_command(args):
+    checkout_only("mutants")
+    from . import mutants
+    try:
+        table = mutants.load(args.table)
+    except mutants.TableError as e:
+        raise UsageError(f"faultline mutants: {e}") from None
+    chosen = mutants.select(table, args.only or (), ci=args.ci)
+    if not chosen:
+        raise UsageError(f"faultline mutants: no mutant matches "
+                         f"{' '.join(args.only or ())}{' (--ci)' if args.ci else ''}",
+                         "faultline mutants --list")
+    if args.list:
+        return FAILED if mutants.listing(chosen, paths.REPO, sys.stdout) else OK
+    if not args.timeout > 0:
+        raise UsageError(f"faultline mutants: --timeout wants a number of seconds "
+                         f"above 0, not {args.timeout:g}", "faultline mutants --help")
+    prepare("mutants", hosts=True)
+    results = mutants.run(chosen, sys.stdout, timeout=args.timeout)
+    return OK if mutants.exit_status(results) == 0 else FAILED
+
+
 def scenario_path(name):
     """A name as `faultline list` prints it, looked up in fixtures/scenarios
     first; otherwise a path to a scenario file."""
@@ -487,6 +509,27 @@ def make_parser():
                   "verdict and the ladders, for a browser).")
     run.add_argument("scenario", metavar="SCENARIO",
                      help="a name as 'faultline list' prints it, or a path to a .toml file")
+    from .mutants import DEFAULT_TIMEOUT
+    mutants = command(
+        "mutants", mutants_command,
+        "make one-line source changes the suite must notice, and run its tests on each",
+        "Apply each mutant of fixtures/mutants.toml (one small source edit) in a "
+        "scratch copy of the checkout, rebuild, and run the tests it names: the "
+        "tests failing kill it. A mutant that survives, or whose text is no longer "
+        "in its file (stale), fails the run. Logs in artifacts/mutants/.")
+    mutants.add_argument("--only", action="append", metavar="PATTERN",
+                         help="only the mutants whose id matches PATTERN (a glob or "
+                              "a substring; repeatable)")
+    mutants.add_argument("--ci", action="store_true",
+                         help="only the fast subset marked for CI (ci = true)")
+    mutants.add_argument("--list", action="store_true",
+                         help="name the mutants, their tests, and whether each still "
+                              "applies; run nothing (needs no root)")
+    mutants.add_argument("--table", metavar="FILE",
+                         help="a table other than fixtures/mutants.toml")
+    mutants.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                         help=f"seconds one mutant's tests may take before it is an "
+                              f"error (default {DEFAULT_TIMEOUT:g})")
     command("list", list_command, "the scenario files, one line each (needs no root)")
     from .ladder import command as ladder
     ladder.add_arguments(command("ladder", ladder_command, "draw a capture's connections "
