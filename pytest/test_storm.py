@@ -134,3 +134,19 @@ def test_stormc_refuses_a_bad_argument_in_one_line(faultline_built):
     assert proc.returncode == 2 and "--conns '0'" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert paths.BUILD_DIR in storm.stormc_path().parents
+
+
+def test_a_server_that_dies_in_the_storm_breaks_server_alive(
+        faultline_built, hosts_possible, artifact_dir):
+    # kill in the thread model ends the whole server: what the storm's own
+    # plans never draw, given here as the plan.
+    run = storm.run_model("thread", SEED, 100, 20, artifact_dir,
+                          rules=["kill@after_read,conn=3"])
+    assert "server_alive" in run.failed, described([run])
+    assert run.counts.get("unexplained", 0) > 0, described([run])
+
+
+def test_echod_that_cannot_start_is_a_broken_run_not_a_traceback(
+        faultline_built, hosts_possible, artifact_dir):
+    run = storm.run_model("fork", SEED, 10, 5, artifact_dir, rules=["kill@nowhere"])
+    assert "echod did not start" in run.failed.get("server_alive", ""), described([run])

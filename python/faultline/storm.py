@@ -132,7 +132,12 @@ def run_model(model, seed, connections, duration, workdir, concurrency=64, max_l
     run = ModelRun(model, rules, list(echod_args), workdir=workdir)
     with Host(f"storm-{model}", workdir) as host:
         server = Echod(host, model=model, args=args, faults=rules, drain_ms=500)
-        server.start()
+        try:
+            server.start()
+        except (WaitTimeout, AssertionError) as e:  # no readiness line; exited first
+            run.failed["server_alive"] = f"echod did not start: {e}"
+            server.terminate(check=False)
+            return run
         base_threads = server.thread_count()
         client = host.spawn([stormc_path(), "--port", server.port, "--conns", connections,
                              "--concurrency", concurrency, "--seed", seed,
@@ -152,7 +157,7 @@ def run_model(model, seed, connections, duration, workdir, concurrency=64, max_l
                 time.sleep(0.5)  # the progress line's pace, not a synchronization
             client.wait(timeout=max(1.0, deadline - time.monotonic()))
             run.client = json.loads(client.stdout())
-        except (WaitTimeout, json.JSONDecodeError, Exception) as e:
+        except (WaitTimeout, json.JSONDecodeError, OSError) as e:
             run.failed["client"] = f"stormc: {e}; stderr: {client.stderr()[-300:]}"
             if client.alive():
                 client.send_signal(9)
