@@ -183,12 +183,13 @@ def run_model(model, seed, connections, duration, workdir, concurrency=64, max_l
 
 
 def table(runs):
-    head = ("model", "conns", "ok", "cut", "unexplained", "corrupted", "faults", "verdict")
+    head = ("model", "conns", "ok", "client_rst", "cut", "unexplained", "corrupted",
+            "faults", "verdict")
     rows = [head]
     for r in runs:
         c = r.counts
         rows.append((r.model, str(r.client.get("conns", "-")), str(c.get("ok", 0)),
-                     str(c.get("cut_explained", 0)), str(c.get("unexplained", 0)),
+                     str(c.get("client_rst", 0)), str(c.get("cut_explained", 0)), str(c.get("unexplained", 0)),
                      str(c.get("corrupted", 0)), str(c.get("faults", 0)),
                      "ok" if r.passed else "FAIL: " + ", ".join(r.failed)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
