@@ -92,6 +92,7 @@ def events_for(port, conn, fault=None):
     ("short", "drop", 3, set()),
     ("ok", None, 3, {"corrupted"}),
     ("short", "rst", 3, {"corrupted"}),
+    ("unstarted", None, 0, {"client"}),
 ])
 def test_cut_and_corrupted_connections_are_judged_against_the_fault_events(
         outcome, fault, corrupted, broken):

@@ -96,9 +96,12 @@ def _explained(events):
 def judge_clients(run, events):
     """Corrupted bytes and cut connections that no logged fault explains."""
     by_port, cut, dropped = _explained(events)
-    unexplained, corrupted, explained = [], 0, 0
+    unexplained, corrupted, explained, unstarted = [], 0, 0, 0
     seen_port = {}
     for port, length, sent, received, outcome, mismatch, bad, action in run.client["conn"]:
+        if outcome == "unstarted":   # --duration ran out first: nothing to judge
+            unstarted += 1
+            continue
         # A port reused within the run: its Nth use is its Nth accept.
         nth = seen_port.get(port, 0)
         seen_port[port] = nth + 1
@@ -115,6 +118,9 @@ def judge_clients(run, events):
                                f"bytes back")
     run.counts.update(cut_explained=explained, unexplained=len(unexplained),
                       corrupted=corrupted)
+    if unstarted:
+        run.failed["client"] = (f"{unstarted} connection(s) not started within "
+                                f"--duration")
     if corrupted:
         run.failed["corrupted"] = f"{corrupted} bytes differ from what was sent"
     if unexplained:
