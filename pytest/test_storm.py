@@ -151,3 +151,33 @@ def test_echod_that_cannot_start_is_a_broken_run_not_a_traceback(
         faultline_built, hosts_possible, artifact_dir):
     run = storm.run_model("fork", SEED, 10, 5, artifact_dir, rules=["kill@nowhere"])
     assert "echod did not start" in run.failed.get("server_alive", ""), described([run])
+
+
+def test_a_failure_that_needs_a_fault_shrinks_to_that_rule_alone(
+        faultline_built, hosts_possible, artifact_dir):
+    # The seed's own plan for thread, plus a rule that ends the server at
+    # the 3rd connection's first read: the shrinker must keep that rule,
+    # drop the others, and keep the 3 connections it needs.
+    killer = "kill@after_read,conn=3"
+    settings = storm.Settings(seed=9, connections=200, models=("thread",), duration=20)
+    rules = storm.plan(9, "thread", 200) + [killer]
+    run = storm.run_model("thread", 9, 200, 20, artifact_dir / "thread", rules=rules)
+    assert "server_alive" in run.failed, described([run])
+    path = storm.shrink_run(run, settings, artifact_dir, out=sys.stdout)
+    assert path is not None, described([run])
+    spec = shrink.scenario.load(path)
+    assert spec["server"].get("faults") == [killer], path.read_text()
+    assert spec["step"][0]["count"] == 3, path.read_text()
+    replay = faultline("run", str(path), timeout=60)
+    assert replay.returncode == 1 and "server alive: False (expected True)" in \
+        replay.stdout, seen(replay)
+
+
+def test_the_storm_command_prints_its_seed_and_table(faultline_built, hosts_possible,
+                                                     artifact_dir):
+    proc = faultline("storm", "--seed", "4", "--connections", "50", "--models", "poll",
+                     "--duration", "20", "--out", str(artifact_dir / "cli"))
+    assert proc.returncode == 0, seen(proc)
+    assert proc.stdout.startswith("storm seed 4:") and "\npoll " in proc.stdout, seen(proc)
+    assert "seed 4; replay: faultline storm --seed 4 --connections 50 --models poll" in \
+        proc.stdout, seen(proc)
