@@ -88,7 +88,11 @@ def steps(c):
         out.append('{ do = "wait_children_exited" }')
     if freeze:
         out.append('{ do = "cont_server" }')
-    if c.invariant != "server_alive":
+    if c.invariant == "server_alive":
+        # Every server-side socket closed, by the server or by its death:
+        # only then has each connection met the faults it would meet.
+        out.append('{ do = "wait_state", state = "CLOSE_WAIT", count = 0 }')
+    else:
         out.append('{ do = "wait_idle" }')
     return out
 
@@ -185,7 +189,9 @@ class Shrinker:
             if k < c.connections and self.fails(replace(c, connections=k)):
                 c = replace(c, connections=k)
                 break
-        # Twice more, so that a file kept is one that fails every time.
-        if not (self.fails(c) and self.fails(c)) and c != start:
-            return start
-        return c
+        # Twice more, so that a file kept is one that fails every time;
+        # else the start, if it does.
+        for kept in dict.fromkeys((c, start)):
+            if self.fails(kept) and self.fails(kept):
+                return kept
+        return None
