@@ -291,6 +291,39 @@ def run_command(args):
     return OK if result.passed else FAILED
 
 
+def storm_command(args):
+    from . import storm
+    models = tuple(m for m in (args.models or ",".join(storm.MODELS)).split(","))
+    unknown = [m for m in models if m not in storm.MODELS]
+    if unknown or not models:
+        raise UsageError(f"faultline storm: --models {args.models!r}: unknown model "
+                         f"{', '.join(repr(m) for m in unknown) or '(none)'} (models: "
+                         f"{', '.join(storm.MODELS)})", "faultline storm --help")
+    bounds = {"--connections": (args.connections, 1, 100000),
+              "--duration": (args.duration, 0.1, 600),
+              "--concurrency": (args.concurrency, 1, 4096),
+              "--max-len": (args.max_len, 1, 1 << 20),
+              "--rst-percent": (args.rst_percent, 0, 100),
+              "--seed": (args.seed, 0, 2**64 - 1)}
+    for name, (value, low, high) in bounds.items():
+        if value is not None and not low <= value <= high:
+            raise UsageError(f"faultline storm: {name} {value:g}: out of range "
+                             f"({low:g} to {high:g})", "faultline storm --help")
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+    settings = storm.Settings(seed=seed, connections=args.connections, models=models,
+                              duration=args.duration, concurrency=args.concurrency,
+                              max_len=args.max_len, rst_percent=args.rst_percent,
+                              defect=args.defect, shrink=not args.no_shrink)
+    checkout_only("storm")
+    prepare("storm", hosts=True)
+    from . import artifacts
+    workdir = Path(args.out).absolute() if args.out else artifacts.fresh_dir("storm", str(seed))
+    workdir.mkdir(parents=True, exist_ok=True)
+    runs, _files = storm.storm(settings, workdir)
+    print(f"artifacts in {workdir}/")
+    return OK if all(r.passed for r in runs) else FAILED
+
+
 def list_command(args):
     from . import scenario
     for path in scenario.all_scenarios():
@@ -530,6 +563,40 @@ def make_parser():
     mutants.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                          help=f"seconds one mutant's tests may take before it is an "
                               f"error (default {DEFAULT_TIMEOUT:g})")
+    from .storm import DEFECTS
+    storm = command("storm", storm_command,
+                    "a seeded random fault storm on every model; a failure shrunk "
+                    "to a scenario file",
+                    "On each model's fresh host: echod under a fault plan drawn from "
+                    "the seed (docs/FAULTS.md's grammar), N client connections from "
+                    "the C client stormc, K at a time, every echoed byte compared with "
+                    "what was sent; then the invariants: server alive, no zombie, "
+                    "descriptors and threads back to baseline, no CLOSE_WAIT, no "
+                    "corrupted byte, every cut connection explained by a logged fault. "
+                    "A broken run is shrunk to a scenario file that 'faultline run' "
+                    "replays (docs/STORM.md). The same seed replays the same plans "
+                    "and client actions.")
+    storm.add_argument("--seed", type=int, metavar="S",
+                       help="the seed (default: a random one, printed)")
+    storm.add_argument("--connections", type=int, default=1000, metavar="N",
+                       help="client connections per model (default 1000, at most 100000)")
+    storm.add_argument("--models", metavar="M,M",
+                       help="models to storm (default fork,thread,prefork,poll,epoll)")
+    storm.add_argument("--duration", type=float, default=60.0, metavar="T",
+                       help="seconds each model's clients may take at most (default 60)")
+    storm.add_argument("--concurrency", type=int, default=64, metavar="K",
+                       help="connections open at once (default 64)")
+    storm.add_argument("--max-len", type=int, default=4096, metavar="B",
+                       help="longest payload of a connection, bytes (default 4096)")
+    storm.add_argument("--rst-percent", type=int, default=5, metavar="P",
+                       help="connections the client resets half-way (default 5)")
+    storm.add_argument("--defect", choices=tuple(DEFECTS), default="none",
+                       help="test-only: run echod in a classic broken mode the storm "
+                            "must find (default none)")
+    storm.add_argument("--no-shrink", action="store_true",
+                       help="do not shrink a failure to a scenario file")
+    storm.add_argument("--out", metavar="DIR",
+                       help="artifact folder (default artifacts/storm/SEED/)")
     command("list", list_command, "the scenario files, one line each (needs no root)")
     from .ladder import command as ladder
     ladder.add_arguments(command("ladder", ladder_command, "draw a capture's connections "
