@@ -46,12 +46,14 @@
 #define CHUNK 16384
 
 enum action { ACT_ECHO, ACT_RST };
+/* unfinished: still open when --seconds ran out, as unstarted is not yet
+ * opened: the run's length, not the server, ended it. */
 enum outcome { OUT_PENDING, OUT_OK, OUT_SHORT, OUT_RESET, OUT_TIMEOUT,
-               OUT_CONNECT, OUT_CLIENT_RST, OUT_ERROR, OUT_UNSTARTED };
+               OUT_CONNECT, OUT_CLIENT_RST, OUT_ERROR, OUT_UNSTARTED, OUT_UNFINISHED };
 static const char *const outcome_name[] = {
     "pending", "ok", "short", "reset", "timeout", "connect_error",
-    "client_rst", "error", "unstarted"};
-#define N_OUTCOMES 9
+    "client_rst", "error", "unstarted", "unfinished"};
+#define N_OUTCOMES 10
 
 struct conn {
     int fd;
@@ -353,7 +355,7 @@ int main(int argc, char **argv)
     }
     for (long i = 0; i < next; i++)
         if (conns[i].fd >= 0)
-            finish(&conns[i], OUT_TIMEOUT, epfd, &live);
+            finish(&conns[i], OUT_UNFINISHED, epfd, &live);
 
     long totals[N_OUTCOMES] = {0}, corrupted = 0;
     for (long i = 0; i < nconns; i++) {

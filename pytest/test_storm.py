@@ -39,7 +39,7 @@ def test_a_5000_connection_storm_leaves_sound_echod_whole_on_every_model(
     assert all(r.counts["faults"] > 0 for r in runs), described(runs)
     assert sum(r.counts["cut_explained"] for r in runs) > 0, described(runs)
     assert all(sum(r.client["outcomes"].values()) == 1000 and
-               not {"pending", "unstarted"} & set(r.client["outcomes"]) for r in runs), \
+               not {"pending", "unstarted", "unfinished"} & set(r.client["outcomes"]) for r in runs), \
         described(runs)
 
 
@@ -93,6 +93,7 @@ def events_for(port, conn, fault=None):
     ("ok", None, 3, {"corrupted"}),
     ("short", "rst", 3, {"corrupted"}),
     ("unstarted", None, 0, {"client"}),
+    ("unfinished", None, 0, {"client"}),   # open when --duration ran out: no cut
 ])
 def test_cut_and_corrupted_connections_are_judged_against_the_fault_events(
         outcome, fault, corrupted, broken):
@@ -181,3 +182,15 @@ def test_the_storm_command_prints_its_seed_and_table(faultline_built, hosts_poss
     assert proc.stdout.startswith("storm seed 4:") and "\npoll " in proc.stdout, seen(proc)
     assert "seed 4; replay: faultline storm --seed 4 --connections 50 --models poll" in \
         proc.stdout, seen(proc)
+
+
+def test_connections_open_when_the_duration_ends_are_unfinished_not_cut(
+        faultline_built, hosts_possible, artifact_dir):
+    """Every session stalls: when --duration runs out the open connections
+    are the run's length, not the server's doing (once they were counted
+    as unexplained cuts)."""
+    run = storm.run_model("fork", SEED, 20, 1, artifact_dir,
+                          rules=["stall@before_read"])
+    outcomes = run.client["outcomes"]
+    assert outcomes.get("unfinished", 0) > 0 and "timeout" not in outcomes, described([run])
+    assert "client" in run.failed and "unexplained_cut" not in run.failed, described([run])

@@ -99,8 +99,8 @@ def judge_clients(run, events):
     unexplained, corrupted, explained, unstarted = [], 0, 0, 0
     seen_port = {}
     for port, length, sent, received, outcome, mismatch, bad, action in run.client["conn"]:
-        if outcome == "unstarted":   # --duration ran out first: nothing to judge
-            unstarted += 1
+        if outcome in ("unstarted", "unfinished"):  # --duration ran out first:
+            unstarted += 1                            # nothing to judge
             continue
         # A port reused within the run: its Nth use is its Nth accept.
         nth = seen_port.get(port, 0)
@@ -119,8 +119,8 @@ def judge_clients(run, events):
     run.counts.update(cut_explained=explained, unexplained=len(unexplained),
                       corrupted=corrupted)
     if unstarted:
-        run.failed["client"] = (f"{unstarted} connection(s) not started within "
-                                f"--duration")
+        run.failed["client"] = (f"{unstarted} connection(s) not started or not "
+                                f"finished within --duration")
     if corrupted:
         run.failed["corrupted"] = f"{corrupted} bytes differ from what was sent"
     if unexplained:
