@@ -9,16 +9,18 @@ Default: none of them. The classic servers hold an idle client forever,
 and the reproductions keep that (the listen event says what is in force).
 """
 
+import errno
+import os
 import socket
 import subprocess
 import time
 
 import pytest
 
-from faultline import paths, tcpstate
+from faultline import link, paths, tcpstate
 from faultline.clients import echo
 from faultline.echod import Echod
-from faultline.waiting import wait_until
+from faultline.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.models
 
@@ -143,6 +145,34 @@ def test_keepalive_is_set_on_accepted_sockets(host, model):
             else:
                 assert values[0] == 0, f"--model {model}: keepalive on by default"
             sock.close()
+
+
+@pytest.mark.parametrize("keepalive", [True, False], ids=["keepalive", "classic"])
+def test_keepalive_ends_the_session_of_a_peer_that_vanished(host, keepalive):
+    """The peer vanishes without FIN or RST (nftables drops every packet
+    of the port both ways). With --keepalive 1,1,1 the server's probe goes
+    unanswered and the kernel ends the session: session_end, read error
+    ETIMEDOUT. Without it the session stays open for as long as it is
+    watched (5 s, five times what keepalive needed): the classic server
+    holds a dead peer for ever."""
+    args = ["--keepalive", "1,1,1"] if keepalive else []
+    with Echod(host, args=args) as server:
+        sock = host.connect(server.port)
+        assert echo(sock) == b"ping\n"
+        rules = link.drop_share(host, server.port, 100)
+        try:
+            ends = lambda: server.events("session_end")  # noqa: E731
+            if keepalive:
+                end, = wait_until(ends, 10.0, "the session to end by keepalive",
+                                  seen=lambda: tcpstate.table(host.outer_pid, server.port))
+                assert end["reason"] == "read" and end["error"] == os.strerror(
+                    errno.ETIMEDOUT), end
+            else:
+                with pytest.raises(WaitTimeout):
+                    wait_until(ends, 5.0, "a session_end without keepalive")
+        finally:
+            rules.remove()
+        sock.close()
 
 
 def server_socket_options(host, server, client, options):
