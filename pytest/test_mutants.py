@@ -127,3 +127,16 @@ def test_the_command_exits_1_when_a_mutant_survives(tmp_path):
     proc = faultline("mutants", "--table", str(table))
     assert proc.returncode == 1 and "SURVIVED a-comment" in proc.stdout, (
         proc.stdout[-2000:], proc.stderr[-2000:])
+
+
+def test_a_checkout_without_git_is_copied_without_its_builds(tmp_path):
+    """A copy of the tree (the CI's run as nobody, a tarball) has no .git:
+    its files are copied all the same, its build folders and artifacts not."""
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    for name in ("meson.build", "server/echod.c", "build/meson-private/x",
+                 "build/server/echod", "artifacts/run/report.txt"):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(name)
+    mutants.copy_tree(src, dest)
+    copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert copied == ["meson.build", "server/echod.c"], copied

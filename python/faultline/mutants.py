@@ -158,13 +158,27 @@ def listing(mutants, root, out):
 
 # --- the run ------------------------------------------------------------------------
 
+def _unversioned_files(src):
+    """A checkout without git (a copy, a tarball): every file but meson
+    build folders, artifacts and caches."""
+    src = Path(src)
+    for folder, dirs, files in os.walk(src):
+        dirs[:] = [d for d in dirs
+                   if d not in (".git", "artifacts", "__pycache__")
+                   and not (Path(folder) / d / "meson-private").is_dir()]
+        for name in files:
+            yield str((Path(folder) / name).relative_to(src))
+
+
 def copy_tree(src, dest):
     """The checkout's files as git sees them: tracked and untracked, not
-    ignored (no build/, no artifacts/)."""
+    ignored (no build/, no artifacts/); without git, every file but build
+    folders and artifacts."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                             "--exclude-standard"], cwd=src, capture_output=True,
-                            check=True).stdout
-    for name in listed.decode().split("\0"):
+                             "--exclude-standard"], cwd=src, capture_output=True)
+    names = (listed.stdout.decode().split("\0") if listed.returncode == 0
+             else _unversioned_files(src))
+    for name in names:
         if not name or not (Path(src) / name).is_file():
             continue  # a file deleted but not yet staged
         target = Path(dest) / name
