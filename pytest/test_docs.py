@@ -131,9 +131,9 @@ COMMANDS = {
         NotHere("builds the .deb, over a minute", ".ci/run",
                 "timeout 900 dpkg-buildpackage -us -uc -b"),
     "sudo apt install ../faultline_*.deb":
-        NotHere("would install into this system: CI resolves it with a simulated "
-                "apt-get install and runs the unpacked .deb", ".ci/run",
-                'apt-get install -s -q --no-install-recommends "$deb"'),
+        NotHere("would install into this system: CI (CI=true) installs it with apt, "
+                "runs it from /usr and purges it", ".ci/run",
+                'apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends'),
     # README: Scenario files; docs/SCENARIOS.md
     "./faultline list": Run(says="unp-5.12-premature-block"),
     "./faultline run unp-5.12-premature-block": Run(root=True),
