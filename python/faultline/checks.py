@@ -32,7 +32,7 @@ from .capture import HEADERS_AND_SOME, WHOLE_FRAME
 from .clients import recv_exactly, reset
 from .evidence import Evidence, Table, Text
 from .protocol import ECHO, WrongReply
-from . import procs, tcpstate
+from . import procs, protocol, tcpstate
 from .interrupts import cleanup
 from .waiting import WaitTimeout, wait_until
 
@@ -288,18 +288,14 @@ def wrong_reply(ctx, summary, hexdump):
 def read_reply(sock, size):
     """Up to size bytes, and how the reading ended short of them (None
     when it did not): 'then EOF', 'then a reset', 'then nothing for 5 s'."""
-    got = bytearray()
-    try:
-        while len(got) < size:
-            chunk = sock.recv(min(65536, size - len(got)))
-            if not chunk:
-                return bytes(got), "then EOF"
-            got += chunk
-    except socket.timeout:
-        return bytes(got), f"then nothing for {sock.gettimeout():g} s"
-    except OSError as e:
-        return bytes(got), f"then {error_words(e)}"
-    return bytes(got), None
+    got, stop = protocol.read_reply(sock, size)
+    if stop is None:
+        return got, None
+    if stop == "EOF":
+        return got, "then EOF"
+    if isinstance(stop, socket.timeout):
+        return got, f"then nothing for {sock.gettimeout():g} s"
+    return got, f"then {error_words(stop)}"
 
 
 def read_more(sock, got, extra=4096, timeout=0.5):

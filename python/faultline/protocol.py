@@ -38,20 +38,20 @@ def unescape(text):
         raise ValueError(f"{text!r}: {e}") from None
 
 
-def read_reply(sock, wanted, at_least=None):
-    """Read until `wanted` bytes, EOF or the socket's timeout; returns
-    (bytes, how it stopped: 'complete', 'EOF' or 'timeout')."""
+def read_reply(sock, wanted):
+    """Read until `wanted` bytes, EOF, the socket's timeout or an error;
+    returns (bytes, how it stopped: None when complete, "EOF", or the
+    exception that ended it: socket.timeout or another OSError)."""
     got = bytearray()
-    need = wanted if at_least is None else at_least
     try:
-        while len(got) < need:
+        while len(got) < wanted:
             chunk = sock.recv(min(65536, wanted - len(got)))
             if not chunk:
                 return bytes(got), "EOF"
             got += chunk
-    except (socket.timeout, TimeoutError):
-        return bytes(got), "timeout"
-    return bytes(got), "complete"
+    except OSError as e:  # socket.timeout included
+        return bytes(got), e
+    return bytes(got), None
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,10 @@ class Protocol:
         if request:
             sock.sendall(request)
         expected = request if self.echoes else self.reply
-        got, how = read_reply(sock, max(len(expected), 1))
+        got, stop = read_reply(sock, max(len(expected), 1))
+        if isinstance(stop, OSError) and not isinstance(stop, socket.timeout):
+            raise stop  # a reset: the caller's to word, as before
+        how = ("complete" if stop is None else "EOF" if stop == "EOF" else "timeout")
         right = got == expected if self.echoes else got[:1] and got.startswith(expected)
         if right:
             return got
