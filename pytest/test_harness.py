@@ -104,6 +104,25 @@ def with_token(prefix):
     return {pid: t for pid, t in found.items() if pid in alive([pid])}
 
 
+def test_a_detached_leftover_carrying_the_token_is_found():
+    """The test below can fail: a process that escaped the harness (its own
+    session, its parent gone) still carries the token and is found."""
+    prefix = f"{os.getpid()}-detector-"
+    leftover = subprocess.Popen(["sleep", "30"], start_new_session=True,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
+                                env=dict(os.environ, FAULTLINE_LEAK_TOKEN=f"{prefix}0"))
+    try:
+        # Popen returns once the child execs, but /proc/PID/environ shows
+        # the new environment only when exec has laid it out: wait for it.
+        found = wait_until(lambda: with_token(prefix), 5.0, "the leftover's token")
+        assert found == {leftover.pid: f"{prefix}0"}, found
+    finally:
+        leftover.kill()
+        leftover.wait()
+    assert with_token(prefix) == {}, "a dead leftover is not a leak"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_harness_killed_at_any_instant_leaves_nothing(hosts_possible, artifact_dir):
@@ -145,10 +164,15 @@ def test_a_harness_killed_at_any_instant_leaves_nothing(hosts_possible, artifact
         f"{sorted(set(statuses))}\n{raised[-2000:]}")
     assert killed >= kills // 2, (f"only {killed} of {kills} kills landed before the "
                                   f"harness's end ({whole:.3f} s a life; seed {seed})")
+    def left():
+        return (procs.ps_table(map(procs.info, with_token(prefix)))
+                + f"\ntokens: {sorted(set(with_token(prefix).values()))[:10]}")
     wait_until(lambda: not with_token(prefix), 10.0,
                f"every process of {killed} killed harnesses to die (seed {seed})",
-               seen=lambda: procs.ps_table(map(procs.info, with_token(prefix)))
-               + f"\ntokens: {sorted(set(with_token(prefix).values()))[:10]}")
+               seen=left)
+    # A process caught mid-exec shows its parent's environment for an
+    # instant: a second scan, milliseconds later, would see its token.
+    assert not with_token(prefix), f"a leftover surfaced after a clean scan:\n{left()}"
 
 
 def credentials(pid):
