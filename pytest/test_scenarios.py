@@ -77,6 +77,27 @@ def test_a_verdict_naming_no_gauge_is_refused_when_the_file_loads(tmp_path):
         scenario.load(path)
 
 
+@pytest.mark.parametrize("server, said", [
+    ('drain = 5000', "[server] unknown key 'drain'"),
+    ('drain_ms = "5s"', "[server] drain_ms = '5s': wants echod --drain-timeout in ms"),
+    ('faults = "delay=1s@before_read"', "wants echod --fault specs, a list"),
+])
+def test_a_server_table_typo_is_refused_when_the_file_loads(tmp_path, server, said):
+    path = tmp_path / "typo.toml"
+    path.write_text(f'# no packets\ntitle = "t"\n[server]\n{server}\n'
+                    '[[step]]\ndo = "wait_idle"\n')
+    with pytest.raises(scenario.ScenarioError) as refused:
+        scenario.load(path)
+    assert said in str(refused.value), str(refused.value)
+
+
+def test_every_server_key_is_documented():
+    text = (scenario.paths.REPO / "docs" / "SCENARIOS.md").read_text()
+    missing = [key for key in scenario.SERVER_KEYS if f"\n{key} =" not in text
+               and f"# {key} =" not in text]
+    assert not missing, f"docs/SCENARIOS.md's [server] example lacks {', '.join(missing)}"
+
+
 def test_at_least_holds_at_the_bound_and_fails_below_it(tmp_path):
     state = scenario.Run({}, None, tmp_path)
     state.measured.update({"slow.echo_ms": 1000.0, "fast.echo_ms": 999.9})

@@ -137,6 +137,31 @@ def _check_demo(path, demo):
                                 f"label = \"...\", table = true|false)")
 
 
+# [server]: key -> (type, what it is), for the one-line error a typo gets.
+SERVER_KEYS = {
+    "echod": (list, "echod's options, a list"),
+    "command": (str, "any server's command line"),
+    "port": (int, "the port it listens on"),
+    "reap": (str, "echod --reap: waitpid, wait or none"),
+    "faults": (list, "echod --fault specs, a list"),
+    "config": (str, "echod's --config file"),
+    "model": (str, "echod --model"),
+    "drain_ms": (int, "echod --drain-timeout in ms"),
+}
+
+
+def _check_server(path, server):
+    if not isinstance(server, dict):
+        raise ScenarioError(f"{path}: [server] must be a table")
+    for key, value in server.items():
+        if key not in SERVER_KEYS:
+            raise ScenarioError(f"{path}: [server] unknown key '{key}' "
+                                f"(keys: {', '.join(SERVER_KEYS)})")
+        kind, what = SERVER_KEYS[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ScenarioError(f"{path}: [server] {key} = {value!r}: wants {what}")
+
+
 def load(path):
     path = Path(path)
     try:
@@ -170,6 +195,7 @@ def load(path):
         _check_demo(path, spec["demo"])
         if "verdict" not in spec:
             raise ScenarioError(f"{path}: [demo] needs a verdict line to print")
+    _check_server(path, spec.get("server", {}))
     first = path.read_text().lstrip().splitlines()[:1]
     if not first or not first[0].startswith("#"):
         raise ScenarioError(f"{path}: must open with a comment giving the packet "
@@ -728,12 +754,13 @@ EXPECTATIONS = {
 def make_server(spec, host):
     srv = spec.get("server", {})
     if "command" in srv:
-        if srv.get("faults") or srv.get("config") is not None:
-            raise ScenarioError("faults and config apply to echod only")
+        if srv.get("faults") or srv.get("config") is not None or "drain_ms" in srv:
+            raise ScenarioError("faults, config and drain_ms apply to echod only")
         return Server(host, srv["command"], srv.get("port", 9877))
     return Echod(host, args=srv.get("echod", []), faults=srv.get("faults", []),
                  config=srv.get("config"), port=srv.get("port", 9877),
-                 model=srv.get("model", "fork"), reap=srv.get("reap", "waitpid"))
+                 model=srv.get("model", "fork"), reap=srv.get("reap", "waitpid"),
+                 drain_ms=srv.get("drain_ms", 1000))
 
 
 # No snapshot after the steps that move bytes on raw connections: a
