@@ -159,6 +159,12 @@ COMMANDS = {
     "/usr/bin/python3 bench/hook_cost.py":
         NotHere("a benchmark: 20 runs under valgrind, about a minute",
                 ".ci/run", "/usr/bin/python3 bench/hook_cost.py --nohooks build-nohooks"),
+    # docs/STORM.md
+    "./faultline storm --seed 20261207 --connections 1000 "
+    "--models fork,thread,prefork,poll,epoll --duration 30":
+        NotHere("five models for 30 s each, about 3 minutes; the test runs the same "
+                "command on one model for 50 connections", "pytest/test_storm.py",
+                'faultline("storm", "--seed", "4", "--connections", "50"'),
     # docs/FAULTS.md: the transcripts (their output is checked whole)
     "echoc --fault 'kil@connect' 127.0.0.1": Run(status=2),
     "ECHOC_FAULTS='rst@accept' echoc 127.0.0.1": Run(status=2),
