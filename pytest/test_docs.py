@@ -409,3 +409,28 @@ def test_a_path_the_where_table_names_wrongly_is_found():
             "| scenarios | `fixtures/scenarios/`, docs/SCENARIOS.md, docs/NOPE.md |\n")
     assert missing_in_where_table(text, paths.REPO) == [
         "server/reaper.c", "verdicts.py", "docs/NOPE.md"]
+
+
+# --- faultline/__init__.py's module map ------------------------------------------------
+
+def module_map_gaps(doc, modules):
+    """(modules the map leaves out, names it gives that are no module): the
+    map is the docstring's lines `  NAME  what it does`."""
+    mapped = set(re.findall(r"^  ([a-z_]+) {2,}\S", doc, re.M))
+    return sorted(set(modules) - mapped), sorted(mapped - set(modules))
+
+
+def test_the_package_map_names_every_module_and_nothing_else():
+    import faultline
+    package = paths.REPO / "python" / "faultline"
+    modules = [p.stem for p in package.glob("*.py") if not p.stem.startswith("__")]
+    modules += [p.parent.name for p in package.glob("*/__init__.py")]
+    left_out, stale = module_map_gaps(faultline.__doc__, modules)
+    assert not left_out and not stale, (f"python/faultline/__init__.py's map leaves out "
+                                        f"{left_out} and names {stale}, which are gone")
+
+
+def test_a_module_the_map_leaves_out_or_keeps_after_it_went_is_found():
+    doc = "One module per concern:\n  paths     where\n  harness   gone\n" \
+          "              (continued: not a module)\n"
+    assert module_map_gaps(doc, ["paths", "cli"]) == (["cli"], ["harness"])
