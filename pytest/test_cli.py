@@ -136,7 +136,7 @@ def test_help_of_a_command_is_its_help(command, tmp_path):
     assert not any(tmp_path.iterdir()), f"it ran something: {list(tmp_path.iterdir())}"
 
 
-@pytest.mark.parametrize("argv", [["demo", "--bogus"], ["bogus"], ["run"],
+@pytest.mark.parametrize("argv", [["demo", "--bogus"], ["--bogus"], ["bogus"], ["run"],
                                   ["run", "a", "b"], ["list", "extra"], ["check"],
                                   ["check", "--port", "0", "--server-cmd", "x"],
                                   ["check", "--check", "nope", "--server-cmd", "x"],
@@ -147,7 +147,10 @@ def test_usage_error_is_one_line_and_exit_2(argv, tmp_path):
     proc = faultline(*argv, env=clean_env(FAULTLINE_ARTIFACTS=tmp_path), timeout=20)
     lines = proc.stderr.splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and not proc.stdout, seen(proc)
-    assert lines[0].startswith("faultline"), seen(proc)
+    # It names the command it was given, or none ("faultline None:" once).
+    named = f"faultline {argv[0]}" if argv[0] in cli.subcommands(cli.make_parser()) \
+        else "faultline"
+    assert lines[0].startswith(f"{named}: "), f"want '{named}: ...'{seen(proc)}"
 
 
 def test_closed_stdout_ends_quietly():

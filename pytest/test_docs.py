@@ -159,6 +159,12 @@ COMMANDS = {
     "/usr/bin/python3 bench/hook_cost.py":
         NotHere("a benchmark: 20 runs under valgrind, about a minute",
                 ".ci/run", "/usr/bin/python3 bench/hook_cost.py --nohooks build-nohooks"),
+    # docs/STORM.md
+    "./faultline storm --seed 20261207 --connections 1000 "
+    "--models fork,thread,prefork,poll,epoll --duration 30":
+        NotHere("five models for 30 s each, about 3 minutes; the test runs the same "
+                "command on one model for 50 connections", "pytest/test_storm.py",
+                'faultline("storm", "--seed", "4", "--connections", "50"'),
     # docs/FAULTS.md: the transcripts (their output is checked whole)
     "echoc --fault 'kil@connect' 127.0.0.1": Run(status=2),
     "ECHOC_FAULTS='rst@accept' echoc 127.0.0.1": Run(status=2),
@@ -351,3 +357,80 @@ def test_a_command_outside_a_shell_block_is_found():
     assert found == [("./faultline demo", None),
                      ("echoc --fault x 127.0.0.1", ["echo: it said"]),
                      ("meson test -C build", None)], found
+
+
+# --- docs/ARCHITECTURE.md's "Where does X live" table --------------------------------
+
+ARCHITECTURE = paths.REPO / "docs" / "ARCHITECTURE.md"
+WHERE = "Where does X live"
+
+
+def missing_in_where_table(text, repo):
+    """The files and folders the table names that are not in repo. A name
+    with a slash is the repository's (model_<name>.c: any model); a bare
+    file name (`evidence.py`) is beside a path named in the same cell."""
+    section = text.split(f"## {WHERE}", 1)[1].split("\n## ", 1)[0]
+    missing = []
+    for row in section.splitlines():
+        cells = row.split("|")
+        if len(cells) < 4 or not cells[2].strip() or set(cells[2].strip()) <= {"-"}:
+            continue
+        names = [name for span in re.findall(r"`([^`]+)`", cells[2])
+                 for name in re.split(r",\s*", span) if " " not in name]
+        names += re.findall(r"(?<![`/\w])docs/\w+\.md", cells[2])
+        files = [n for n in names if "/" in n or re.search(r"\.(c|h|py|toml|md)$", n)]
+        folders = {repo / (n if n.endswith("/") else n.rsplit("/", 1)[0])
+                   for n in files if "/" in n}
+        for name in files:
+            if "/" in name:
+                found = list(repo.glob(name.replace("<name>", "*")))
+            else:
+                found = [f / name for f in folders if (f / name).exists()]
+            if not found:
+                missing.append(name)
+    return missing
+
+
+def test_the_architecture_page_opens_with_where_things_live():
+    first = re.search(r"^## (.+)$", ARCHITECTURE.read_text(), re.M).group(1)
+    assert first == WHERE, f"docs/ARCHITECTURE.md's first section is '{first}'"
+
+
+def test_every_path_the_where_table_names_exists():
+    missing = missing_in_where_table(ARCHITECTURE.read_text(), paths.REPO)
+    assert not missing, (f"docs/ARCHITECTURE.md's '{WHERE}' table names what is not "
+                         f"in the tree: {missing}")
+
+
+def test_a_path_the_where_table_names_wrongly_is_found():
+    text = (f"## {WHERE}\n\n| want | lives in |\n|---|---|\n"
+            "| reapers | `server/reaper.c` |\n| models | `server/model_<name>.c` |\n"
+            "| checks | `python/faultline/checkrun.py`, `evidence.py`, `verdicts.py` |\n"
+            "| scenarios | `fixtures/scenarios/`, docs/SCENARIOS.md, docs/NOPE.md |\n")
+    assert missing_in_where_table(text, paths.REPO) == [
+        "server/reaper.c", "verdicts.py", "docs/NOPE.md"]
+
+
+# --- faultline/__init__.py's module map ------------------------------------------------
+
+def module_map_gaps(doc, modules):
+    """(modules the map leaves out, names it gives that are no module): the
+    map is the docstring's lines `  NAME  what it does`."""
+    mapped = set(re.findall(r"^  ([a-z_]+) {2,}\S", doc, re.M))
+    return sorted(set(modules) - mapped), sorted(mapped - set(modules))
+
+
+def test_the_package_map_names_every_module_and_nothing_else():
+    import faultline
+    package = paths.REPO / "python" / "faultline"
+    modules = [p.stem for p in package.glob("*.py") if not p.stem.startswith("__")]
+    modules += [p.parent.name for p in package.glob("*/__init__.py")]
+    left_out, stale = module_map_gaps(faultline.__doc__, modules)
+    assert not left_out and not stale, (f"python/faultline/__init__.py's map leaves out "
+                                        f"{left_out} and names {stale}, which are gone")
+
+
+def test_a_module_the_map_leaves_out_or_keeps_after_it_went_is_found():
+    doc = "One module per concern:\n  paths     where\n  harness   gone\n" \
+          "              (continued: not a module)\n"
+    assert module_map_gaps(doc, ["paths", "cli"]) == (["cli"], ["harness"])

@@ -107,6 +107,30 @@ def test_at_least_holds_at_the_bound_and_fails_below_it(tmp_path):
     assert len(state.failures) == 1 and "expected at least 1000" in state.failures[0]
 
 
+class ReloadingServer:
+    """A server whose answer to SIGHUP is given: what step_reload reads."""
+
+    def __init__(self, workdir, event):
+        self.config_path = workdir / "echod.conf"
+        self.event = event
+
+    def reload(self, config):
+        return self.event
+
+
+def test_a_failed_reload_must_give_the_error_the_file_names(tmp_path):
+    state = scenario.Run({}, None, tmp_path)
+    said = "echod.conf:2: unknown key 'bogus'"
+    state.server = ReloadingServer(tmp_path, {"event": "reload_failed",
+                                              "error": f"{tmp_path}/{said}"})
+    step = {"do": "reload", "config": "bogus = 3\n", "result": "reload_failed",
+            "as": "broken"}
+    scenario.step_reload(state, {**step, "error_has": said})
+    assert state.measured["broken.error"] == said, state.measured
+    with pytest.raises(scenario.Failed, match="does not say 'echod.conf:3'"):
+        scenario.step_reload(state, {**step, "error_has": "echod.conf:3"})
+
+
 def test_the_demo_shows_every_seed_experiment_from_its_file_in_order():
     shown = [(path.stem, demo.label(spec), bool(spec["demo"].get("table")))
              for path, spec in demo.demo_scenarios()]

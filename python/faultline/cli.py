@@ -671,8 +671,10 @@ def parse(argv):
     if args.command is None:
         args.run, args.topic = help_command, None
     if extra and args.command != "test":
-        raise UsageError(f"faultline {args.command}: unrecognized arguments: "
-                         f"{' '.join(extra)}", f"faultline {args.command} --help")
+        # `faultline --bogus` has no command: the error is the top level's.
+        prog = f"faultline {args.command}" if args.command else "faultline"
+        raise UsageError(f"{prog}: unrecognized arguments: {' '.join(extra)}",
+                         f"{prog} --help")
     if args.command == "test":
         args.pytest_args = extra
     return args

@@ -509,17 +509,19 @@ def step_mark_fds(run, step):
 
 def step_reload(run, step):
     """Rewrite the --config file with `config`, SIGHUP; `result` is
-    "reload" (default) or "reload_failed". Records AS.event and AS.error
-    (`as` defaults to "reload"; the error names the file without its
-    folder)."""
+    "reload" (default) or "reload_failed", and `error_has` text the
+    failure's error must contain. Records AS.event and AS.error (`as`
+    defaults to "reload"; the error names the file without its folder)."""
     event = run.server.reload(step["config"])
     name = step.get("as", "reload")
+    error = event.get("error", "").replace(f"{run.server.config_path.parent}/", "")
     run.record(name, "event", event["event"])
-    run.record(name, "error", event.get("error", "").replace(
-        f"{run.server.config_path.parent}/", ""))
+    run.record(name, "error", error)
     want = step.get("result", "reload")
     if event["event"] != want:
         raise Failed(f"SIGHUP gave {event}, expected {want}")
+    if step.get("error_has", "") not in error:
+        raise Failed(f"SIGHUP's error {error!r} does not say {step['error_has']!r}")
     return f"SIGHUP: {event['event']} {event.get('error', '')}".rstrip()
 
 
