@@ -176,7 +176,7 @@ FAILS = [  # check, server, settle window, what the summary must say
     # what the server said names the cause; the check does not guess it
     ("eintr", "fork_accept_eintr_fatal", None,
      r"the server died while \d+ children exited during its accept wait: exit status 1; "
-     r"its stderr ends: .*accept: Interrupted system call"),
+     r"its stderr ends: .*ppoll\(the wait for a connection\): Interrupted system call"),
     ("session-ends", "fork_ignores_eof", 0.5,
      r"1 of \d+ sessions still open .*the client that read its echo and closed: held by "
      r"child pid \d+ .*: S in \S*pause"),
