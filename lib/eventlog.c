@@ -235,12 +235,14 @@ void event_begin_at(struct event *ev, const char *name, long long sec,
     event_str(ev, "event", name); /* a name too long is dropped whole */
 }
 
+/* With the log closed the event is never written: it is stamped pid 0
+ * rather than cost a fork child its one getpid(). */
 void event_begin(struct event *ev, const char *name)
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now); /* async-signal-safe (POSIX.1-2008) */
     event_begin_at(ev, name, (long long)now.tv_sec, now.tv_nsec / 1000,
-                   (long long)current_pid());
+                   log_fd >= 0 ? (long long)current_pid() : 0);
 }
 
 void event_int(struct event *ev, const char *key, long long value)
