@@ -71,9 +71,12 @@ static struct timespec *until_deadline(const struct session_deadlines *dl,
 /* Write n bytes before the session's nearest deadline, or WRITE_TIMEOUT
  * (*which names the deadline) when a peer that does not read holds the
  * write past it. Like writen(), it retries what SIGTERM interrupts: a drain
- * finishes its writes. send() without MSG_NOSIGNAL: --sigpipe keeps its meaning. */
-static ssize_t write_by_deadline(int fd, const char *buf, size_t n,
-                                 const struct session_deadlines *dl, const char **which)
+ * finishes its writes. send() without MSG_NOSIGNAL: --sigpipe keeps its meaning.
+ * Out of line in every build: the idle session's loop is then the same
+ * code with hooks compiled in or out (bench/hook_cost.py). */
+static __attribute__((noinline)) ssize_t
+write_by_deadline(int fd, const char *buf, size_t n, const struct session_deadlines *dl,
+                  const char **which)
 {
     size_t done = 0;
 
