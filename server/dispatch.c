@@ -92,11 +92,14 @@ void accept_reserve_open(void)
         die_errno("open", "/dev/null (the --emfile reserve)");
 }
 
+/* Writes only when there is one: a fork child's store to this page would
+ * be a copy-on-write fault per connection. */
 void accept_reserve_drop(void)
 {
-    if (reserve_fd >= 0)
+    if (reserve_fd >= 0) {
         close(reserve_fd);
-    reserve_fd = -1;
+        reserve_fd = -1;
+    }
 }
 
 /* Out of descriptors, with one in reserve: free it, take the connection
