@@ -115,6 +115,9 @@ void signals_session_fd(int connfd);
  * that bound (signals.c). Dies on failure. */
 enum { SIGNAL_WAKE_MS = 10 };
 void signals_wake_on_flag(void);
+/* The loop that reads the flags is over (the fork parent's drain): no
+ * more wake-ups. */
+void signals_wake_off(void);
 /* After a wait that unblocks open_mask returned without EINTR: run the
  * handlers of what became pending meanwhile (a ready wait does not). */
 void signals_deliver_pending(const sigset_t *open_mask);

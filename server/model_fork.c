@@ -144,8 +144,10 @@ int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
             close(connfd);
     }
 
-    /* Unregistered first: a later SIGTERM must not shut a reused number. */
+    /* Unregistered first: a later SIGTERM must not shut a reused number,
+     * and a SIGHUP in the drain has no loop left to wake. */
     signals_shut_on_term(-1);
+    signals_wake_off();
     close(listenfd);
     log_stop(conn);
     drain(opt, wait_mask);

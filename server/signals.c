@@ -32,9 +32,11 @@
  *   descriptor to shut (SIGHUP in the fork parent, SIGTERM in an idle
  *   prefork worker, which must not shut the listener the pool shares)
  *   arms a one-shot timer instead (signals_wake_on_flag()): SIGNAL_WAKE_MS
- *   later its SIGALRM, whose handler does nothing and has no SA_RESTART,
- *   ends the accept() the process may have entered just after its check
- *   (EINTR), and the loop reads the flag. Asleep in accept() already, the
+ *   later its SIGALRM, whose handler has no SA_RESTART, ends the accept()
+ *   the process may have entered just after its check (EINTR), and the
+ *   loop reads the flag; while the flag stays unread the handler arms the
+ *   timer again, so a process descheduled between check and call for
+ *   longer than that is still woken. Asleep in accept() already, the
  *   process was woken by the signal itself; the timer's EINTR then costs
  *   one more turn of the loop. The delay is bounded, never a lost signal,
  *   and costs nothing per connection. timer_settime() is async-signal-safe;
@@ -79,20 +81,42 @@ void signals_session_fd(int connfd)
     term_session = connfd;
 }
 
-/* The one-shot wake-up of a process that waits in accept() (-1: none). */
+/* The one-shot wake-up of a process that waits in accept(); wake_ready:
+ * this process has one. */
 static timer_t wake_timer;
 static volatile sig_atomic_t wake_ready;
 
-static void wake_noop(int signo)
+static void wake_soon(void);
+
+/* The wake-up's SIGALRM: its work is the EINTR it causes. Armed again
+ * while the flag it was armed for is still unread: a process descheduled
+ * between its check and its accept() for longer than SIGNAL_WAKE_MS would
+ * otherwise take the alarm before the call and sleep in it after. */
+static void wake_again(int signo)
 {
+    int saved = errno;
+
     (void)signo;
+    if (reload_requested || (terminate_requested && term_session < 0 && term_listener < 0))
+        wake_soon();
+    errno = saved;
+}
+
+void signals_wake_off(void)
+{
+    struct itimerspec off = { { 0, 0 }, { 0, 0 } };
+
+    if (wake_ready) {
+        wake_ready = 0;
+        timer_settime(wake_timer, 0, &off, NULL);
+    }
 }
 
 void signals_wake_on_flag(void)
 {
     struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGALRM };
 
-    Sigaction(SIGALRM, wake_noop, 0);
+    Sigaction(SIGALRM, wake_again, 0);
     if (timer_create(CLOCK_MONOTONIC, &sev, &wake_timer) < 0)
         die_errno("timer_create", "signal wake-up");
     wake_ready = 1;
@@ -116,15 +140,16 @@ static void wake_soon(void)
         timer_settime(wake_timer, 0, &soon, NULL);
 }
 
+/* The session's connection if there is one (a fork child's, a worker's),
+ * else the fork parent's listener, else the wake-up (an idle worker). */
 static void shut_on_term(void)
 {
-    int fd = term_session;
+    int session = term_session, listener = term_listener;
 
-    if (fd >= 0)
-        shutdown(fd, SHUT_RD);
-    fd = term_listener;
-    if (fd >= 0 && !in_fork_child())
-        shutdown(fd, SHUT_RD);
+    if (session >= 0)
+        shutdown(session, SHUT_RD);
+    else if (listener >= 0 && !in_fork_child())
+        shutdown(listener, SHUT_RD);
     else
         wake_soon();
 }
