@@ -68,7 +68,7 @@ volatile sig_atomic_t reload_requested;
  * signal comes, never per connection. */
 static volatile sig_atomic_t term_listener = -1;
 static volatile sig_atomic_t term_session = -1;
-static pid_t term_listener_owner;
+static volatile pid_t term_listener_owner; /* volatile: stored before term_listener */
 
 void signals_shut_on_term(int listenfd)
 {
