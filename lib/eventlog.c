@@ -16,8 +16,11 @@ static int log_fd = -1;
 /*
  * The pid events are stamped with, asked of the kernel once per process
  * rather than once per event (getpid() is a system call: it was 7 of the
- * fork model's 29 per connection). fork() runs forget_pid() in the child,
- * before it returns there, so no event of a child carries its parent's pid.
+ * fork model's 29 per connection). Once a log is open, fork() runs
+ * forget_pid() in the child before it returns there, so no event of a
+ * child carries its parent's pid. Without a log no pid is ever asked
+ * (event_begin()) and no handler is registered: a fork child would pay a
+ * page fault or two for it.
  */
 static pid_t stamp_pid;
 
@@ -26,9 +29,16 @@ static void forget_pid(void)
     stamp_pid = 0;
 }
 
-__attribute__((constructor)) static void forget_pid_at_fork(void)
+static void register_forget_pid(void)
 {
     pthread_atfork(NULL, NULL, forget_pid);
+}
+
+static void forget_pid_at_fork(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, register_forget_pid);
 }
 
 static pid_t current_pid(void)
@@ -58,6 +68,7 @@ int event_log_open(const char *path, char *err, size_t errlen)
         return -1;
     }
     event_log_close();
+    forget_pid_at_fork();
     log_fd = fd;
     return 0;
 }
@@ -221,6 +232,7 @@ void event_begin_at(struct event *ev, const char *name, long long sec,
     char frac[7];
     ev->len = 0;
     ev->truncated = 0;
+    ev->off = 0;
     puts_(ev, "{\"ts\":");
     put_int(ev, sec);
     for (int i = 5; i >= 0; i--) {
@@ -235,9 +247,19 @@ void event_begin_at(struct event *ev, const char *name, long long sec,
     event_str(ev, "event", name); /* a name too long is dropped whole */
 }
 
+/* With the log closed the event would never be written: nothing is built
+ * (no clock, no getpid(), no formatting), so a fork child with no log
+ * touches none of this code's pages, nor libc's, nor the vDSO's: each one
+ * is a page fault per child. */
 void event_begin(struct event *ev, const char *name)
 {
     struct timespec now;
+
+    ev->off = log_fd < 0;
+    if (ev->off) {
+        ev->len = 0;
+        return;
+    }
     clock_gettime(CLOCK_REALTIME, &now); /* async-signal-safe (POSIX.1-2008) */
     event_begin_at(ev, name, (long long)now.tv_sec, now.tv_nsec / 1000,
                    (long long)current_pid());
@@ -245,6 +267,8 @@ void event_begin(struct event *ev, const char *name)
 
 void event_int(struct event *ev, const char *key, long long value)
 {
+    if (ev->off)
+        return;
     struct field_mark m = field_start(ev);
     put_key(ev, key);
     put_int(ev, value);
@@ -253,6 +277,8 @@ void event_int(struct event *ev, const char *key, long long value)
 
 void event_str(struct event *ev, const char *key, const char *value)
 {
+    if (ev->off)
+        return;
     struct field_mark m = field_start(ev);
     put_key(ev, key);
     puts_(ev, "\"");
@@ -271,6 +297,8 @@ size_t event_end(struct event *ev)
 
 void event_emit(struct event *ev)
 {
+    if (ev->off)
+        return;
     int saved = errno;
     size_t n = event_end(ev);
     if (log_fd >= 0) {

@@ -22,6 +22,7 @@
 struct event {
     size_t len;
     int truncated; /* set when a field did not fit; the line stays valid JSON */
+    int off;       /* event_begin() with the log closed: nothing is built */
     char buf[EVENT_MAX];
 };
 

@@ -119,6 +119,54 @@ def test_prefork_without_a_reaper_leaves_a_dead_worker_unreplaced(host):
         assert len([c for c in server.children() if c.state != "Z"]) == 1, server.ps()
 
 
+def test_sigterm_to_one_idle_prefork_worker_ends_it_without_a_connection(host):
+    """An idle worker sleeps in accept() with SIGTERM unblocked and nothing
+    to shut (the listener is the pool's): its handler's flag alone must end
+    the wait (EINTR, or the wake-up timer when the signal fell between the
+    flag check and the call), not the next connection, which never comes
+    here. The master logs the clean exit and replaces the worker."""
+    with Echod(host, model="prefork", args=["--workers", "2"]) as server:
+        assert echo(host.connect(server.port)) == b"ping\n"
+        server.wait_idle()
+        victim = [c for c in server.children() if c.state != "Z"][0].pid
+        procs.send_signal(victim, signal.SIGTERM, netns=host.netns_inode)
+        exit_event = wait_until(lambda: server.events("worker_exit"), 5.0,
+                                "the idle worker to exit at SIGTERM, with no connection",
+                                seen=lambda: f"{server.events()[-5:]}\n{server.ps()}")[0]
+        assert exit_event.get("exit") == 0, exit_event
+        wait_until(lambda: server.events("respawn"), 5.0, "a replacement worker",
+                   seen=server.ps)
+        assert echo(host.connect(server.port)) == b"ping\n"
+
+
+@pytest.mark.shutdown
+def test_a_fork_child_ignores_sigint_and_sighup_and_drains_at_sigterm(host):
+    """A fork child keeps its parent's handlers (resetting them cost system
+    calls on every connection): in a child they must ignore SIGINT and
+    SIGHUP, as SIG_IGN did, and take SIGTERM as the drain, which ends the
+    session (nothing in flight: EOF) while the parent serves on."""
+    with Echod(host, model="fork") as server:
+        sock = host.connect(server.port)
+        assert echo(sock) == b"ping\n"
+        child = serving_worker(host, server, sock)
+        child_nspid = server.events("fork")[-1]["child"]
+        for signo in (signal.SIGINT, signal.SIGHUP):
+            procs.send_signal(child, signo, netns=host.netns_inode)
+        # The child sleeps in recv(): each signal ran its handler (EINTR)
+        # before the child can echo this line.
+        assert echo(sock) == b"ping\n", (
+            f"SIGINT or SIGHUP ended the child's session\n{server.events()[-5:]}")
+        taken = [e for e in server.events("signal") if e["pid"] == child_nspid]
+        assert not taken, f"the child took signals it must ignore: {taken}"
+        procs.send_signal(child, signal.SIGTERM, netns=host.netns_inode)
+        sock.settimeout(5.0)
+        assert sock.recv(16) == b"", "the drained session closes"
+        end = wait_until(lambda: server.events("session_end"), 5.0, "the session's end",
+                         seen=lambda: server.events()[-5:])[-1]
+        assert end["reason"] == "terminated", end
+        assert echo(host.connect(server.port)) == b"ping\n", "the parent serves on"
+
+
 # --- poll and epoll: bounded memory, no FD_SETSIZE ------------------------------
 
 def rss_kib(pid):

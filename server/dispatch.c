@@ -22,6 +22,19 @@
 #include "eventlog.h"
 #include "fault.h"
 
+/* The fork parent and the prefork workers block in accept(): the listener
+ * made blocking (the master never accepts, so nothing else needs it
+ * non-blocking). No receive timeout: accepted sockets would inherit it.
+ * Setup: dies. */
+void Listener_blocking(int listenfd)
+{
+    int flags = fcntl(listenfd, F_GETFL);
+
+    if (flags < 0 || fcntl(listenfd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+        die_errno("fcntl ~O_NONBLOCK", "listening socket");
+}
+
+/* wait_mask NULL: the mask stays (the blocking models keep SIGTERM open). */
 void accept_backoff(const sigset_t *wait_mask)
 {
     struct timespec pause = { 0, 100 * 1000 * 1000 };
@@ -60,19 +73,12 @@ bool over_limit_count(const struct echod_options *opt, long conn, int connfd,
     return true;
 }
 
+/* children_count() is safe beside the reaper (reap.c): no mask needed. */
 bool over_limit(const struct echod_options *opt, long conn, int connfd)
 {
-    sigset_t chld, old;
-    size_t live;
-
     if (opt->config.max_conns <= 0)
         return false;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, &old);
-    live = children_count();
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    return over_limit_count(opt, conn, connfd, live);
+    return over_limit_count(opt, conn, connfd, children_count());
 }
 
 /* --emfile reserve: a descriptor held back for the moment the process
@@ -86,11 +92,14 @@ void accept_reserve_open(void)
         die_errno("open", "/dev/null (the --emfile reserve)");
 }
 
+/* Writes only when there is one: a fork child's store to this page would
+ * be a copy-on-write fault per connection. */
 void accept_reserve_drop(void)
 {
-    if (reserve_fd >= 0)
+    if (reserve_fd >= 0) {
         close(reserve_fd);
-    reserve_fd = -1;
+        reserve_fd = -1;
+    }
 }
 
 /* Out of descriptors, with one in reserve: free it, take the connection
@@ -106,16 +115,23 @@ static bool shed_with_reserve(int listenfd, long *conn, int errnum)
     struct event ev;
     int fd, accept_errno;
 
+    struct pollfd waiting = { .fd = listenfd, .events = POLLIN };
+
     if (reserve_fd < 0)
         return false;
+    /* A blocking listener (fork, prefork) must not hold us here when
+     * another worker took the connection: look first. */
+    if (poll(&waiting, 1, 0) == 0)
+        return true;
     accept_reserve_drop();
     fd = accept4(listenfd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC);
     accept_errno = errno;
     if (fd >= 0) {
-        ++*conn;
-        log_accept(*conn, (struct sockaddr *)&peer, peerlen);
+        long number = __atomic_add_fetch(conn, 1, __ATOMIC_RELAXED);
+
+        log_accept(number, (struct sockaddr *)&peer, peerlen);
         event_begin(&ev, "refused");
-        event_int(&ev, "conn", *conn);
+        event_int(&ev, "conn", number);
         event_str(&ev, "error", strerror(errnum));
         event_emit(&ev);
         close(fd);
@@ -157,10 +173,19 @@ static void keepalive_apply(int connfd)
 
 int accept_connection(int listenfd, long *conn)
 {
-    return accept_connection_flags(listenfd, conn, 0);
+    long number;
+
+    return accept_numbered(listenfd, conn, 0, &number);
 }
 
 int accept_connection_flags(int listenfd, long *conn, int flags)
+{
+    long number;
+
+    return accept_numbered(listenfd, conn, flags, &number);
+}
+
+int accept_numbered(int listenfd, long *counter, int flags, long *number)
 {
     struct sockaddr_storage peer;
     socklen_t peerlen = sizeof peer;
@@ -169,11 +194,12 @@ int accept_connection_flags(int listenfd, long *conn, int flags)
 
     if (connfd < 0) {
         switch (errno) {
-        /* The listener is non-blocking: EAGAIN when another wake-up (or
-         * another worker) took the connection; ECONNABORTED/EPROTO when the
-         * client reset it before we got here (UNP 5.11); EINTR from a
-         * signal; and the network errors accept(2) says to treat like
-         * EAGAIN. None of them concerns the server. */
+        /* The listener is non-blocking (but in fork and prefork): EAGAIN
+         * when another wake-up (or worker) took the connection;
+         * ECONNABORTED/EPROTO
+         * when the client reset it before we got here (UNP 5.11); EINTR
+         * from a signal; and the network errors accept(2) says to treat
+         * like EAGAIN. None of them concerns the server. */
         case EAGAIN: case ECONNABORTED: case EPROTO: case EINTR:
         case ENETDOWN: case ENOPROTOOPT: case EHOSTDOWN: case ENONET:
         case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
@@ -181,8 +207,9 @@ int accept_connection_flags(int listenfd, long *conn, int flags)
         case EWOULDBLOCK:
 #endif
             return ACCEPT_NOTHING;
-        /* The listener is no longer listening: a prefork master shut it
-         * down at SIGTERM, and the SIGTERM that ends this loop is coming. */
+        /* The listener is no longer listening: SIGTERM shut it down (the
+         * prefork master, the fork parent's handler), and the flag that
+         * ends this loop is set or coming. */
         case EINVAL:
             return ACCEPT_NOTHING;
         /* A firewall or security module refused this one connection. */
@@ -195,7 +222,7 @@ int accept_connection_flags(int listenfd, long *conn, int flags)
          * epoll by leaving the listener out of their wait: a sleep would
          * stall every session). */
         case EMFILE: case ENFILE:
-            if (shed_with_reserve(listenfd, conn, errno))
+            if (shed_with_reserve(listenfd, counter, errno))
                 return ACCEPT_NOTHING;
             log_error("accept_error", "accept", errno);
             return ACCEPT_BACK_OFF;
@@ -210,8 +237,10 @@ int accept_connection_flags(int listenfd, long *conn, int flags)
             return ACCEPT_BACK_OFF;
         }
     }
-    ++*conn;
-    log_accept(*conn, (struct sockaddr *)&peer, peerlen);
+    /* Atomic: the prefork workers number their connections in one shared
+     * counter, each taking its own without a lock. */
+    *number = __atomic_add_fetch(counter, 1, __ATOMIC_RELAXED);
+    log_accept(*number, (struct sockaddr *)&peer, peerlen);
     keepalive_apply(connfd);
     return connfd;
 }

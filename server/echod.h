@@ -98,6 +98,26 @@ extern volatile sig_atomic_t reload_requested;
 void log_signal(int signo);
 void signals_install(enum sigpipe_mode sigpipe, sigset_t *wait_mask);
 void signals_reset_in_child(void);
+/* The blocking processes (signals.c): SIGTERM (and SIGINT in the fork
+ * parent) shuts this listener for reading, so the accept() it may be about
+ * to enter fails at once. The fork parent only; its children keep the
+ * registration and are told apart by their pid. Unregister (-1) before
+ * closing the listener. */
+void signals_shut_on_term(int listenfd);
+/* A process session's connection (fork child, prefork worker): SIGTERM
+ * shuts it for reading, so the recv() it may be about to enter returns
+ * what has arrived, then 0. -1 when there is none: set -1 before closing. */
+void signals_session_fd(int connfd);
+/* Setup of a process that blocks in accept() (the fork parent, each
+ * prefork worker): a flag set with no descriptor to shut also arms a timer
+ * whose SIGALRM, SIGNAL_WAKE_MS later, ends that accept() (EINTR), so a
+ * signal landing between the loop's check and its accept() is read within
+ * that bound (signals.c). Dies on failure. */
+enum { SIGNAL_WAKE_MS = 10 };
+void signals_wake_on_flag(void);
+/* The loop that reads the flags is over (the fork parent's drain): no
+ * more wake-ups. */
+void signals_wake_off(void);
 /* After a wait that unblocks open_mask returned without EINTR: run the
  * handlers of what became pending meanwhile (a ready wait does not). */
 void signals_deliver_pending(const sigset_t *open_mask);
@@ -106,8 +126,9 @@ void signals_deliver_pending(const sigset_t *open_mask);
 void reaper_install(enum reap_strategy reap);
 const char *reap_strategy_name(enum reap_strategy reap);
 void reap_exited_children(void);
-/* Live (unreaped) children, for the connection limit and SIGTERM. Call
- * these with SIGCHLD blocked: the reapers remove entries from a handler. */
+/* Live (unreaped) children, for the connection limit and SIGTERM. Main
+ * loop only; safe beside the reapers without blocking SIGCHLD (reap.c):
+ * add a child right after fork(). */
 int children_add(pid_t pid);
 size_t children_count(void);
 void children_signal_all(int signo);
@@ -189,7 +210,14 @@ void accept_reserve_drop(void);
 /* The same, with accept4() flags (SOCK_NONBLOCK) besides SOCK_CLOEXEC:
  * set at accept, they cost no fcntl() per connection. */
 int accept_connection_flags(int listenfd, long *conn, int flags);
-/* Wait 100 ms, or less if a terminating signal comes. */
+/* The same, counter shared by processes (prefork): the number it took is
+ * *number (the counter may have moved on since). */
+int accept_numbered(int listenfd, long *counter, int flags, long *number);
+/* Setup of the fork parent and the prefork pool: the listener blocking.
+ * Dies on failure. */
+void Listener_blocking(int listenfd);
+/* Wait 100 ms, or less if a terminating signal comes (wait_mask: the mask
+ * during the wait, NULL to keep the current one). */
 void accept_backoff(const sigset_t *wait_mask);
 /* At the max_conns limit (counting live children): log "refused", close
  * connfd, return true. Fork and prefork count processes; other models

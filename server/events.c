@@ -16,8 +16,10 @@ void log_accept(long conn, const struct sockaddr *peer, socklen_t len)
     char text[ADDR_TEXT_MAX];
     struct event ev;
 
-    addr_format(peer, len, text, sizeof text);
     event_begin(&ev, "accept");
+    if (ev.off)
+        return; /* no log: the peer's text is not worth making */
+    addr_format(peer, len, text, sizeof text);
     event_int(&ev, "conn", conn);
     event_str(&ev, "peer", text);
     event_emit(&ev);

@@ -4,10 +4,27 @@
  * file holds only the accept/dispatch loop; SIGCHLD strategies are in
  * reap.c, the session in session.c.
  *
- * The parent waits in ppoll() with SIGTERM, SIGINT and SIGHUP unblocked
- * only there (signals.c). SIGCHLD is never blocked except around the child
- * table: reaping must interrupt the wait, as it interrupts accept() in UNP,
- * and EINTR simply loops.
+ * The parent blocks in accept() on a blocking listener, and the child in
+ * recv(), as the minimal fork server does: per connection the parent makes
+ * accept4, clone and close (and the reaper its wait4s), the child recv,
+ * write and close, and nothing else. No signal is blocked around them:
+ *
+ * - SIGTERM/SIGINT: the handler sets the flag and shuts the listener for
+ *   reading (signals.c), so accept() fails with EINVAL at once, whether
+ *   the signal came before it or during it: no window to lose it in.
+ * - SIGHUP: its flag is read at the top of the loop; one that comes while
+ *   accept() sleeps ends it (EINTR: the handlers have no SA_RESTART). One
+ *   that lands between the check and the call is read SIGNAL_WAKE_MS
+ *   later, when the wake-up timer its handler armed ends the accept().
+ * - SIGCHLD: the reaper runs wherever it lands; the child table is safe
+ *   beside it without a mask (reap.c), including a child that exits and is
+ *   reaped before the parent has added it.
+ * - The child keeps its parent's handlers and mask (resetting them cost
+ *   five system calls per connection): the handlers tell a child by its
+ *   pid, ignore SIGINT and SIGHUP there, and shut the child's connection,
+ *   not the listener, at SIGTERM. A SIGTERM the parent took just before the
+ *   fork is inherited in the flag: the child drains at once, as it would
+ *   when the parent forwards its SIGTERM a moment later.
  */
 #include <errno.h>
 #include <poll.h>
@@ -26,29 +43,19 @@ static noreturn void run_child(int listenfd, int connfd, long conn)
 {
     close(listenfd);
     accept_reserve_drop();
-    signals_reset_in_child();
     /* _exit: stdio buffers were copied from the parent and are not ours. */
     _exit(session_serve(connfd, conn, SERVED_BY_CHILD, 0, false));
 }
 
 static pid_t fork_child(int listenfd, int connfd, long conn)
 {
-    sigset_t chld, old;
-    pid_t pid;
+    pid_t pid = fork();
 
-    /* Block SIGCHLD so a child that exits at once is in the table before
-     * its reaper looks for it there. */
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, &old);
-    pid = fork();
-    if (pid == 0) {
-        sigprocmask(SIG_SETMASK, &old, NULL);
+    if (pid == 0)
         run_child(listenfd, connfd, conn);
-    }
+    /* Right after fork(): a child already reaped is settled by the add. */
     if (pid > 0 && children_add(pid) < 0)
         log_error("child_table_error", "realloc", ENOMEM);
-    sigprocmask(SIG_SETMASK, &old, NULL);
     return pid;
 }
 
@@ -98,12 +105,22 @@ int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
 {
     long conn = 0;
 
+    Listener_blocking(listenfd);
+    signals_wake_on_flag();
+    signals_shut_on_term(listenfd);
+    /* From here SIGTERM, SIGINT and SIGHUP are never blocked (above). */
+    Sigprocmask(SIG_SETMASK, wait_mask, NULL);
+
     while (!terminate_requested) {
         bool leak;
         int connfd;
         pid_t pid;
 
-        connfd = next_connection(listenfd, opt, &conn, wait_mask);
+        if (reload_requested && reload_config(opt))
+            log_reload(opt);
+        connfd = accept_connection(listenfd, &conn);
+        if (connfd == ACCEPT_BACK_OFF)
+            accept_backoff(NULL);
         if (connfd < 0)
             continue;
         if (over_limit(opt, conn, connfd))
@@ -127,6 +144,10 @@ int serve_fork(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
             close(connfd);
     }
 
+    /* Unregistered first: a later SIGTERM must not shut a reused number,
+     * and a SIGHUP in the drain has no loop left to wake. */
+    signals_shut_on_term(-1);
+    signals_wake_off();
     close(listenfd);
     log_stop(conn);
     drain(opt, wait_mask);

@@ -7,14 +7,18 @@
  * Shared memory (one MAP_SHARED page or so, made before the first fork):
  * a robust process-shared mutex, the connection counter, the configuration
  * the master last loaded with its generation, and one "busy" flag per
- * worker. A worker takes the lock only around accept4() on the
- * non-blocking listener: every idle worker wakes for a connection (the
- * thundering herd), one gets it, the others get EAGAIN and wait again. Under
- * the same lock the connection gets its number (one sequence for the whole
- * pool, so conn=N in a fault means the Nth connection the server took), the
- * worker picks up a newer configuration, and max_conns is checked against
- * the busy flags. A worker killed while holding the lock leaves it to the
- * next taker (EOWNERDEAD), which carries on.
+ * worker. Each idle worker blocks in accept4() on the blocking listener,
+ * as the minimal pool does: the kernel queues them as exclusive waiters
+ * and wakes one per connection, so there is no thundering herd to serialize
+ * and no lock around accept. The worker that got the connection numbers it
+ * with an atomic add on the shared counter (one sequence for the whole
+ * pool, so conn=N in a fault means the Nth connection the server took).
+ * Only when the master has published a newer configuration, or a
+ * max_conns is in force, does it take the lock: to copy the configuration,
+ * or to check the busy flags and mark itself busy as one step. A worker
+ * killed while holding the lock leaves it to the next taker (EOWNERDEAD),
+ * which carries on. Per connection an idle pool without max_conns makes
+ * accept4, recv, write, recv and close: the minimal pool's five.
  *
  * The master never accepts. It waits in ppoll() with SIGTERM, SIGINT, SIGHUP
  * and SIGCHLD unblocked only there; the reaper of --reap reaps in its
@@ -29,10 +33,16 @@
  * each time it takes a connection: the session it is serving keeps what it
  * had, every connection accepted after the reload follows the new file.
  *
- * SIGTERM: the master closes its listener, forwards SIGTERM to the workers
- * (each stops accepting; one in a session drains it as a forked child does)
- * and, with the waitpid reaper, waits up to --drain-timeout for them before
- * SIGKILLing the rest.
+ * SIGTERM: the master forwards SIGTERM to the workers, then shuts the
+ * listener down, which fails every worker's accept() with EINVAL at once,
+ * and closes it. A worker never blocks SIGTERM: asleep in accept() it is
+ * woken (EINTR, or that EINVAL) and exits; in a session its handler shuts
+ * the connection for reading and the session drains (session.c). A SIGTERM
+ * sent to an idle worker alone, landing between its flag check and its
+ * accept(), is read SIGNAL_WAKE_MS later, when the wake-up timer its
+ * handler armed ends the accept() (signals.c). With the waitpid reaper the
+ * master waits up to --drain-timeout for the workers before SIGKILLing the
+ * rest.
  */
 #include <errno.h>
 #include <poll.h>
@@ -115,50 +125,69 @@ static void log_worker(const char *name, int index, pid_t pid)
     event_emit(&ev);
 }
 
-/* Take one connection under the pool lock: numbered, the newest config
- * adopted, max_conns checked, this worker marked busy. Returns it, or -1
- * when another worker got it (or it was refused). */
+/* Take one connection: accept it (the kernel wakes one idle worker),
+ * number it, adopt the newest config, check max_conns, mark this worker
+ * busy. Returns it, or -1 when there is none this time (or it was
+ * refused), or LISTENER_SHUT. The lock only when a newer config or a limit
+ * needs it. */
+enum { LISTENER_SHUT = -3 };
 static int take_connection(int listenfd, int index, struct echod_options *opt,
-                           unsigned long *generation, long *conn,
-                           const sigset_t *open_mask)
+                           unsigned long *generation, long *conn)
 {
     bool newer = false;
-    int connfd;
+    int connfd = accept_numbered(listenfd, &pool->conns, 0, conn);
 
-    pool_lock();
-    connfd = accept_connection(listenfd, &pool->conns);
-    if (connfd >= 0) {
-        *conn = pool->conns;
-        if (pool->generation != *generation) {
-            opt->config = pool->config;
-            *generation = pool->generation;
-            newer = true;
-        }
-        if (over_limit_count(opt, *conn, connfd, busy_workers(opt->workers)))
-            connfd = -1;
-        else
-            set_busy(index, 1);
-    }
-    pool_unlock();
-    /* Outside the lock, so the other workers can take connections meanwhile. */
+    /* EINVAL: the master shut the listener down (errno is accept4's). */
+    if (connfd == ACCEPT_NOTHING && errno == EINVAL)
+        return LISTENER_SHUT;
     if (connfd == ACCEPT_BACK_OFF)
-        accept_backoff(open_mask);
+        accept_backoff(NULL);
+    if (connfd < 0)
+        return -1;
+    if (__atomic_load_n(&pool->generation, __ATOMIC_ACQUIRE) == *generation &&
+        opt->config.max_conns <= 0) {
+        set_busy(index, 1);
+        return connfd;
+    }
+    pool_lock();
+    if (pool->generation != *generation) {
+        opt->config = pool->config;
+        *generation = pool->generation;
+        newer = true;
+    }
+    if (over_limit_count(opt, *conn, connfd, busy_workers(opt->workers)))
+        connfd = -1;
+    else
+        set_busy(index, 1);
+    pool_unlock();
     /* Outside the lock: activating the faults resets their counts. */
     if (newer)
         config_apply(&opt->config, opt->fault_seed);
     return connfd;
 }
 
-/* A worker: wait for the listener to be readable, take a connection, serve
- * it, again, until SIGTERM. */
+/* The listener was shut down (SIGTERM to the master): wait for the
+ * SIGTERM the master sent first, if its handler has not run yet, rather
+ * than spin on an accept() that fails at once. Blocked around the check,
+ * unblocked atomically in sigsuspend(): once per worker life. */
+static void await_termination(void)
+{
+    sigset_t term, old;
+
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, &old);
+    while (!terminate_requested)
+        sigsuspend(&old);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* A worker: take a connection, serve it, again, until SIGTERM. */
 static noreturn void run_worker(int listenfd, int index, struct echod_options *opt,
                        unsigned long generation)
 {
-    struct pollfd listener = { .fd = listenfd, .events = POLLIN };
-    sigset_t open_mask;
-
     signals_reset_in_child();
-    sigemptyset(&open_mask);
+    signals_wake_on_flag();
     log_worker("worker_start", index, 0);
 
     while (!terminate_requested) {
@@ -166,29 +195,11 @@ static noreturn void run_worker(int listenfd, int index, struct echod_options *o
         long conn = 0;
         int connfd;
 
-        /* SIGTERM is unblocked here and in the session's wait only. */
-        if (ppoll(&listener, 1, NULL, &open_mask) < 0) {
-            if (errno == EINTR)
-                continue;
-            log_error("worker_error", "ppoll", errno);
-            _exit(1);
-        }
-        /* Under a flood of connects the listener is always ready. */
-        signals_deliver_pending(&open_mask);
-        if (terminate_requested)
-            break;
-        if (listener.revents & POLLHUP) {
-            /* The master shut the listener down at SIGTERM. ppoll() now
-             * reports that at once, every time, and a signal pending when
-             * ppoll() returns ready is not delivered (the old mask is back
-             * first): polling the listener again would spin, SIGTERM
-             * pending, until the drain timeout's SIGKILL. Wait for the
-             * signal alone. */
-            while (!terminate_requested)
-                ppoll(NULL, 0, NULL, &open_mask);
+        connfd = take_connection(listenfd, index, opt, &generation, &conn);
+        if (connfd == LISTENER_SHUT) {
+            await_termination();
             break;
         }
-        connfd = take_connection(listenfd, index, opt, &generation, &conn, &open_mask);
         if (connfd < 0)
             continue;
 
@@ -254,11 +265,14 @@ static void note_exits(struct worker *workers, int nworkers)
     }
 }
 
+/* The generation is stored last and atomically: a worker that reads it
+ * without the lock and finds it new takes the lock to copy the config. */
 static void publish_config(const struct echod_options *opt, unsigned long *generation)
 {
     pool_lock();
     pool->config = opt->config;
-    *generation = ++pool->generation;
+    *generation = pool->generation + 1;
+    __atomic_store_n(&pool->generation, *generation, __ATOMIC_RELEASE);
     pool_unlock();
 }
 
@@ -321,6 +335,7 @@ int serve_prefork(int listenfd, struct echod_options *opt, const sigset_t *wait_
         die_errno("calloc", "worker table");
     pool_create(opt->workers);
     publish_config(opt, &generation);
+    Listener_blocking(listenfd);
     reaped_track();
     /* SIGCHLD joins the signals that only ppoll() unblocks: a worker that
      * dies between note_exits() and the wait still wakes it. */

@@ -20,25 +20,44 @@
 #include "eventlog.h"
 
 /*
- * The live children, for the connection limit and for SIGTERM. The main
- * loop adds with SIGCHLD blocked (it may grow the array); the handlers only
- * remove, in place, so they never meet a half-grown array.
+ * The live children, for the connection limit and for SIGTERM, without a
+ * signal mask change per fork (they were two of the fork model's system
+ * calls per connection). Only the main loop touches the table. The
+ * handlers, which may run at any instruction of it, only append the pids
+ * they reap to a ring (`gone`); the main loop takes them off the table
+ * when it next reads it (settle(), in children_count() and
+ * children_signal_all()). Order makes it exact:
+ *
+ * - A child that exits before its parent has added it (SIGCHLD between
+ *   fork() and children_add()) is in the ring and not yet in the table:
+ *   children_add() adds it and only then settles, which takes it off again.
+ *   (Settling first would miss it and leave a dead pid in the table: the
+ *   race the old mask closed.)
+ * - The handler writes the slot past the ring's head, then moves the head;
+ *   the main loop reads slots below the head it loaded and then moves the
+ *   tail. A handler that interrupts settle() writes a slot settle() does
+ *   not read, and is seen next time.
+ * - The ring holds up to twice the table's capacity, and a pid enters it
+ *   only once it is in the table or about to be: it cannot overflow. Were
+ *   it ever full (a child not in the table), that pid would stay in the
+ *   table, as a lost signal leaves a zombie: a stale count at worst, never
+ *   a corrupted table.
+ * - Growing the ring and the table (a doubling, so rarely) is the one
+ *   place SIGCHLD is blocked: a handler must not write a ring being moved.
  */
 static pid_t *kids;
 static size_t nkids, kids_cap;
+static pid_t *gone;
+static size_t gone_cap, gone_tail, gone_head; /* head: handlers; tail: main */
 
-int children_add(pid_t pid)
+static void gone_push(pid_t pid)
 {
-    if (nkids == kids_cap) {
-        size_t cap = kids_cap ? kids_cap * 2 : 64;
-        pid_t *grown = realloc(kids, cap * sizeof *grown);
-        if (grown == NULL)
-            return -1;
-        kids = grown;
-        kids_cap = cap;
-    }
-    kids[nkids++] = pid;
-    return 0;
+    size_t head = __atomic_load_n(&gone_head, __ATOMIC_RELAXED);
+
+    if (head - __atomic_load_n(&gone_tail, __ATOMIC_ACQUIRE) >= gone_cap)
+        return;
+    gone[head % gone_cap] = pid;
+    __atomic_store_n(&gone_head, head + 1, __ATOMIC_RELEASE);
 }
 
 static void children_remove(pid_t pid)
@@ -51,13 +70,65 @@ static void children_remove(pid_t pid)
     }
 }
 
+static void settle(void)
+{
+    size_t head = __atomic_load_n(&gone_head, __ATOMIC_ACQUIRE);
+    size_t tail = gone_tail;
+
+    for (; tail != head; tail++)
+        children_remove(gone[tail % gone_cap]);
+    __atomic_store_n(&gone_tail, tail, __ATOMIC_RELEASE);
+}
+
+/* Double both, with SIGCHLD blocked (settled first: the ring starts empty). */
+static int children_grow(void)
+{
+    size_t cap = kids_cap ? kids_cap * 2 : 64;
+    sigset_t chld, old;
+    pid_t *grown, *ring;
+    int rc = -1;
+
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old);
+    if (gone_cap)
+        settle();
+    grown = realloc(kids, cap * sizeof *grown);
+    if (grown != NULL) {
+        kids = grown;
+        ring = realloc(gone, 2 * cap * sizeof *ring);
+        if (ring != NULL) {
+            gone = ring;
+            gone_cap = 2 * cap;
+            gone_head = gone_tail = 0;
+            kids_cap = cap;
+            rc = 0;
+        }
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+int children_add(pid_t pid)
+{
+    if (nkids == kids_cap && children_grow() < 0)
+        return -1;
+    kids[nkids++] = pid;
+    settle();
+    return 0;
+}
+
 size_t children_count(void)
 {
+    if (gone_cap)
+        settle();
     return nkids;
 }
 
 void children_signal_all(int signo)
 {
+    if (gone_cap)
+        settle();
     for (size_t i = 0; i < nkids; i++)
         kill(kids[i], signo);
 }
@@ -94,7 +165,7 @@ static void note_reaped(pid_t pid, int status)
 {
     struct event ev;
 
-    children_remove(pid);
+    gone_push(pid);
     if (tracking && nreaped < REAPED_MAX)
         reaped_list[nreaped++] = (struct reaped_child){ .pid = pid, .status = status };
     event_begin(&ev, "reaped");

@@ -14,14 +14,18 @@
  * return EPIPE kills the process instead (UNP 5.13), which the suite
  * observes.
  *
- * Termination: SIGTERM is blocked except while the session waits for data
- * in ppoll(), and delivered after a ppoll() that found data ready
- * (signals_deliver_pending()), so a client that never pauses cannot hold
- * it off. When it arrives, the session echoes what has already arrived
- * (a line in flight is finished), then closes: a drain, not a cut. Sessions
- * that are threads keep every signal blocked (they belong to the main
- * thread) and wait on session_stop_fd beside the connection instead: once
- * it is readable they drain the same way.
+ * Termination: in a process (fork child, prefork worker) SIGTERM is never
+ * blocked and the session waits in recv() itself, as the minimal server
+ * does; the handler shuts the connection for reading (signals.c), so the
+ * recv() under way or about to start returns what has already arrived and
+ * then 0: the session echoes it (a line in flight is finished), then
+ * closes: a drain, not a cut. A client that never pauses cannot hold it
+ * off: the handler runs at once, whatever the session is doing, and its
+ * writes go on to the end (writen() retries EINTR). Sessions that are
+ * threads keep every signal blocked (they belong to the main thread) and
+ * wait on session_stop_fd beside the connection instead: once it is
+ * readable they take what has arrived without waiting (MSG_DONTWAIT) and
+ * close the same way.
  *
  * Fault hooks sit at child_start, before_read, after_read, before_write,
  * after_write and before_close, all with one fault_ctx, so every hook of
@@ -66,10 +70,13 @@ static struct timespec *until_deadline(const struct session_deadlines *dl,
 
 /* Write n bytes before the session's nearest deadline, or WRITE_TIMEOUT
  * (*which names the deadline) when a peer that does not read holds the
- * write past it. Like writen(), it keeps SIGTERM blocked: a drain finishes
- * its writes. send() without MSG_NOSIGNAL: --sigpipe keeps its meaning. */
-static ssize_t write_by_deadline(int fd, const char *buf, size_t n,
-                                 const struct session_deadlines *dl, const char **which)
+ * write past it. Like writen(), it retries what SIGTERM interrupts: a drain
+ * finishes its writes. send() without MSG_NOSIGNAL: --sigpipe keeps its meaning.
+ * Out of line in every build: the idle session's loop is then the same
+ * code with hooks compiled in or out (bench/hook_cost.py). */
+static __attribute__((noinline)) ssize_t
+write_by_deadline(int fd, const char *buf, size_t n, const struct session_deadlines *dl,
+                  const char **which)
 {
     size_t done = 0;
 
@@ -121,14 +128,18 @@ write_echo(int fd, const char *buf, size_t n, long long limit,
 /* Wait until fd is readable, SIGTERM came (session_stop_fd became
  * readable, for threads) or the session's nearest deadline passed (*which
  * names it). Inlined into both copies of echo_round(), as it is into the
- * one of a build without hooks. */
+ * one of a build without hooks.
+ *
+ * A process session (fork child, prefork worker) has no wait of its own
+ * without deadlines: recv() blocks, as in the minimal server, and SIGTERM,
+ * unblocked, ends that block by shutting the connection for reading
+ * (signals.c), which also makes a deadline's ppoll() return it ready. */
 static inline __attribute__((always_inline)) int
 wait_readable(int fd, const struct session_deadlines *dl, const char **which)
 {
     struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
                            { .fd = session_stop_fd, .events = POLLIN } };
     struct timespec left;
-    sigset_t open_mask;
     int ready;
 
     if (session_stop_fd >= 0) {
@@ -143,17 +154,12 @@ wait_readable(int fd, const struct session_deadlines *dl, const char **which)
                 return WAIT_ERROR;
         }
     }
-    sigemptyset(&open_mask);
+    if (!dl->idle_on && !dl->end_on)
+        return WAIT_READY;
     for (;;) {
-        if (terminate_requested)
-            return WAIT_TERMINATE;
-        ready = ppoll(p, 1, until_deadline(dl, &left, which), &open_mask);
-        if (ready > 0) {
-            /* A peer that keeps sending keeps fd ready, and a ready
-             * ppoll() leaves SIGTERM pending (signals.c). */
-            signals_deliver_pending(&open_mask);
-            return terminate_requested ? WAIT_TERMINATE : WAIT_READY;
-        }
+        ready = ppoll(p, 1, until_deadline(dl, &left, which), NULL);
+        if (ready > 0)
+            return WAIT_READY;
         if (ready == 0)
             return WAIT_TIMEOUT;
         if (errno != EINTR)
@@ -216,7 +222,11 @@ echo_round(struct fault_ctx *ctx, const int connfd, char *buf, int *draining,
         return ROUND_ENDED;
     }
     if (n == 0) {
-        log_session_end(ctx->conn, ctx->bytes, "eof", 0);
+        /* A process session's drain ends here too: SIGTERM shut the
+         * connection for reading, and what had arrived is echoed. */
+        log_session_end(ctx->conn, ctx->bytes,
+                        session_stop_fd < 0 && terminate_requested ? "terminated" : "eof",
+                        0);
         *status = 0;
         return ROUND_ENDED;
     }
@@ -301,10 +311,20 @@ static int echo_session(struct fault_ctx *ctx, bool *closed)
 
     *closed = false;
     deadlines_start(&dl);
+    /* A process session: from here SIGTERM shuts the connection (a drain);
+     * one that came before is taken now. Cleared before anything can
+     * close it: the descriptor's number may be reused. */
+    if (session_stop_fd < 0) {
+        signals_session_fd(ctx->fd);
+        if (terminate_requested)
+            shutdown(ctx->fd, SHUT_RD);
+    }
     if (FAULT_ARMED())
         r = rounds_hooked(ctx, buf, &draining, &dl, &hit, &status);
     else
         r = rounds_idle(ctx, buf, &draining, &dl, &hit, &status);
+    if (session_stop_fd < 0)
+        signals_session_fd(-1);
     if (r == ROUND_ENDED)
         return status;
     /* An rst or close fault ended the session. */

@@ -1,25 +1,58 @@
 /*
- * echod's signal handlers other than SIGCHLD (reap.c). Each only logs and
- * sets a flag; the loops do the work. SIGTERM, SIGINT and SIGHUP stay
- * blocked except inside the accept loop's ppoll(), which unblocks them
- * atomically, so a request cannot slip between the flag check and the wait.
+ * echod's signal handlers other than SIGCHLD (reap.c). Each logs and sets
+ * a flag; the loops do the work.
  *
- * That alone is not enough under load: when ppoll() or epoll_pwait()
- * returns ready descriptors, Linux restores the blocked mask without
- * delivering a signal that became pending during the wait (only an EINTR
- * return delivers it). A loop whose wait always has something ready (a
- * saturating stream, a flood of connects, a shut-down listener) would keep
- * the signal pending forever. So every wait that can return ready is
- * followed by signals_deliver_pending(): one sigpending() per wake-up, and
- * only when one of the wait's signals is pending, a brief unblock that
- * runs its handler. Handlers stay the one place a signal is taken, so the
- * reapers of reap.c (UNP 5.10's wait() per delivery) keep their meaning;
- * a signalfd would have replaced them.
+ * Two ways to keep a request from slipping between the flag check and the
+ * wait that follows it:
+ *
+ * - The event loops, the thread model and the prefork master keep SIGTERM,
+ *   SIGINT and SIGHUP blocked except inside their wait (ppoll(),
+ *   epoll_pwait()), which unblocks them atomically. Under load that is not
+ *   enough: when such a wait returns ready descriptors, Linux restores the
+ *   blocked mask without delivering a signal that became pending during
+ *   the wait (only an EINTR return delivers it). A loop whose wait always
+ *   has something ready (a saturating stream, a flood of connects) would
+ *   keep the signal pending forever. So every wait that can return ready
+ *   is followed by signals_deliver_pending(): one sigpending() per
+ *   wake-up, and only when one of the wait's signals is pending, a brief
+ *   unblock that runs its handler.
+ *
+ * - The blocking processes (the fork parent and its children, the prefork
+ *   workers) leave SIGTERM unblocked and wait in plain accept() and recv(),
+ *   the minimal server's two system calls, with no wait and no mask change
+ *   around them. The handler itself closes the race: besides the flag, it
+ *   shuts down for reading the one descriptor its process blocks on
+ *   (signals_shut_on_term()): the fork parent's listener, whose accept()
+ *   then fails with EINVAL at once and for good, or a session's
+ *   connection, whose recv() then returns what had arrived and then 0
+ *   without waiting (a drain: session.c). A signal that comes before the
+ *   check is seen by the check; one that comes after finds the descriptor
+ *   and shuts it, whether the process is already asleep in the call or
+ *   about to enter it. shutdown() is async-signal-safe. A flag with no
+ *   descriptor to shut (SIGHUP in the fork parent, SIGTERM in an idle
+ *   prefork worker, which must not shut the listener the pool shares)
+ *   arms a one-shot timer instead (signals_wake_on_flag()): SIGNAL_WAKE_MS
+ *   later its SIGALRM, whose handler has no SA_RESTART, ends the accept()
+ *   the process may have entered just after its check (EINTR), and the
+ *   loop reads the flag; while the flag stays unread the handler arms the
+ *   timer again, so a process descheduled between check and call for
+ *   longer than that is still woken. Asleep in accept() already, the
+ *   process was woken by the signal itself; the timer's EINTR then costs
+ *   one more turn of the loop. The delay is bounded, never a lost signal,
+ *   and costs nothing per connection. timer_settime() is async-signal-safe;
+ *   timers are not inherited by fork().
+ *
+ * Handlers stay the one place a signal is taken, so the reapers of reap.c
+ * (UNP 5.10's wait() per delivery) keep their meaning; a signalfd would
+ * have replaced them.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "die.h"
 #include "echod.h"
@@ -27,6 +60,99 @@
 
 volatile sig_atomic_t terminate_requested;
 volatile sig_atomic_t reload_requested;
+
+/* What SIGTERM shuts for reading in this process (-1: nothing), and for a
+ * listener the process that owns it: a fork child runs its parent's
+ * handler until it has dropped the listener, and must not shut the
+ * listener every other process accepts on. getpid() is asked only when a
+ * signal comes, never per connection. */
+static volatile sig_atomic_t term_listener = -1;
+static volatile sig_atomic_t term_session = -1;
+static volatile pid_t term_listener_owner; /* volatile: stored before term_listener */
+
+void signals_shut_on_term(int listenfd)
+{
+    term_listener_owner = getpid();
+    term_listener = listenfd;
+}
+
+void signals_session_fd(int connfd)
+{
+    term_session = connfd;
+}
+
+/* The one-shot wake-up of a process that waits in accept(); wake_ready:
+ * this process has one. */
+static timer_t wake_timer;
+static volatile sig_atomic_t wake_ready;
+
+static void wake_soon(void);
+
+/* The wake-up's SIGALRM: its work is the EINTR it causes. Armed again
+ * while the flag it was armed for is still unread: a process descheduled
+ * between its check and its accept() for longer than SIGNAL_WAKE_MS would
+ * otherwise take the alarm before the call and sleep in it after. */
+static void wake_again(int signo)
+{
+    int saved = errno;
+
+    (void)signo;
+    if (reload_requested || (terminate_requested && term_session < 0 && term_listener < 0))
+        wake_soon();
+    errno = saved;
+}
+
+void signals_wake_off(void)
+{
+    struct itimerspec off = { { 0, 0 }, { 0, 0 } };
+
+    if (wake_ready) {
+        wake_ready = 0;
+        timer_settime(wake_timer, 0, &off, NULL);
+    }
+}
+
+void signals_wake_on_flag(void)
+{
+    struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGALRM };
+
+    Sigaction(SIGALRM, wake_again, 0);
+    if (timer_create(CLOCK_MONOTONIC, &sev, &wake_timer) < 0)
+        die_errno("timer_create", "signal wake-up");
+    wake_ready = 1;
+}
+
+/* A fork child keeps its parent's handlers and mask (changing them would
+ * cost it system calls on every connection); they tell it apart by its
+ * pid, which differs from the listener's owner from the moment fork()
+ * returns in it. */
+static bool in_fork_child(void)
+{
+    return term_listener >= 0 && getpid() != term_listener_owner;
+}
+
+/* Arm the wake-up: in_fork_child() first, the timer is the parent's. */
+static void wake_soon(void)
+{
+    struct itimerspec soon = { .it_value = { 0, SIGNAL_WAKE_MS * 1000000L } };
+
+    if (wake_ready && !in_fork_child())
+        timer_settime(wake_timer, 0, &soon, NULL);
+}
+
+/* The session's connection if there is one (a fork child's, a worker's),
+ * else the fork parent's listener, else the wake-up (an idle worker). */
+static void shut_on_term(void)
+{
+    int session = term_session, listener = term_listener;
+
+    if (session >= 0)
+        shutdown(session, SHUT_RD);
+    else if (listener >= 0 && !in_fork_child())
+        shutdown(listener, SHUT_RD);
+    else
+        wake_soon();
+}
 
 static const char *signal_name(int signo)
 {
@@ -49,16 +175,34 @@ void log_signal(int signo)
     event_emit(&ev);
 }
 
+/* The flag before the shutdown: a call the shutdown ends finds it set. */
 static void request_termination(int signo)
 {
+    int saved = errno;
+
+    /* A fork child ignores SIGINT: Ctrl-C reaches the whole process group,
+     * and the parent turns it into a SIGTERM for every child. */
+    if (signo == SIGINT && in_fork_child()) {
+        errno = saved;
+        return;
+    }
     log_signal(signo);
     terminate_requested = 1;
+    shut_on_term();
+    errno = saved;
 }
 
+/* A fork child reloads nothing: it ignores SIGHUP. */
 static void request_reload(int signo)
 {
-    log_signal(signo);
-    reload_requested = 1;
+    int saved = errno;
+
+    if (!in_fork_child()) {
+        log_signal(signo);
+        reload_requested = 1;
+        wake_soon();
+    }
+    errno = saved;
 }
 
 /* UC3M exercise 6: see when SIGPIPE fires. Returning lets the write fail
@@ -118,21 +262,22 @@ void signals_install(enum sigpipe_mode sigpipe, sigset_t *wait_mask)
     }
 }
 
-/* A serving child reaps nobody and reloads nothing. SIGTERM asks it to
- * finish what it has read and close (session.c): it stays blocked except
- * while the session waits for data in ppoll(), like the parent's. SIGINT
- * is ignored: Ctrl-C reaches the whole process group, and the parent turns
- * it into that same SIGTERM drain for every child. SIGPIPE's disposition
- * is kept. */
+/* A prefork worker reaps nobody and reloads nothing. SIGTERM asks it to
+ * stop taking connections and to drain the one it serves (session.c): it
+ * stays unblocked, its handler shutting the session's connection. SIGINT
+ * is ignored: Ctrl-C reaches the whole process group, and the master turns
+ * it into that same SIGTERM for every worker. SIGPIPE's disposition is
+ * kept. (A fork child changes nothing: signals_fork_child().) Once per
+ * worker, not per connection. */
 void signals_reset_in_child(void)
 {
-    sigset_t only_term;
+    sigset_t none;
 
     Sigaction(SIGCHLD, SIG_DFL, 0);
     Sigaction(SIGHUP, SIG_IGN, 0);
     Sigaction(SIGINT, SIG_IGN, 0);
+    term_listener = -1;
     terminate_requested = 0;
-    sigemptyset(&only_term);
-    sigaddset(&only_term, SIGTERM);
-    Sigprocmask(SIG_SETMASK, &only_term, NULL);
+    sigemptyset(&none);
+    Sigprocmask(SIG_SETMASK, &none, NULL);
 }

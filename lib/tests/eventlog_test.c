@@ -148,12 +148,29 @@ static void begin_at_prints_largest_microsecond(void **state)
 
 static void begin_stamps_the_current_pid(void **state)
 {
-    char want[64];
+    char err[FL_ERRLEN], want[64];
     struct event ev;
 
+    assert_int_equal(event_log_open(log_path, err, sizeof err), 0);
     snprintf(want, sizeof want, ",\"pid\":%ld,", (long)getpid());
     event_begin(&ev, "x");
     assert_non_null(strstr(finish(&ev), want));
+}
+
+/* Nobody would read it: nothing is built, no field is added, and emit
+ * writes nothing (a fork child with no log pays no page for it). */
+static void begin_with_the_log_closed_builds_nothing(void **state)
+{
+    struct event ev;
+
+    event_log_close();
+    event_begin(&ev, "x");
+    event_int(&ev, "n", 1);
+    event_str(&ev, "s", "y");
+    assert_true(ev.off);
+    assert_int_equal(ev.len, 0);
+    event_emit(&ev);
+    assert_int_equal(log_writes, 0);
 }
 
 /* The pid is cached per process: a child's events carry the child's pid,
@@ -162,11 +179,12 @@ static void a_forked_child_stamps_its_own_pid(void **state)
 {
     int fds[2];
     pid_t child;
-    char got[EVENT_MAX] = "", want[64];
+    char err[FL_ERRLEN], got[EVENT_MAX] = "", want[64];
     struct event ev;
     ssize_t n;
     int status;
 
+    assert_int_equal(event_log_open(log_path, err, sizeof err), 0);
     event_begin(&ev, "parent"); /* the parent's pid is now cached */
     assert_int_equal(pipe(fds), 0);
     child = fork();
@@ -633,6 +651,8 @@ int main(void)
         T(begin_at_pads_microseconds_to_six_digits),
         T(begin_at_prints_largest_microsecond),
         T(begin_stamps_the_current_pid),
+        T(begin_with_the_log_closed_builds_nothing),
+    T(begin_with_the_log_closed_builds_nothing),
         T(a_forked_child_stamps_its_own_pid),
         T(int_zero_prints_as_0),
         T(int_negative_gets_a_minus_sign),

@@ -108,9 +108,9 @@ TABLE = (
     Event(("fork_error",), (F("call", str, "`fork`, or `fork (injected)` for fork_fail@accept"),
                             F("error", str, "strerror")),
           "parent; fork_fail@accept: whoever accepted (prefork: the worker)"),
-    Event(("worker_error", "lock_error", "drain_error", "child_table_error", "rlimit_error"),
+    Event(("lock_error", "drain_error", "child_table_error", "rlimit_error"),
           CALL_ERROR,
-          "not expected: a prefork worker's ppoll or pool lock failed (it exits 1 and is "
+          "not expected: a prefork worker's pool lock failed (it exits 1 and is "
           "replaced); the thread model could not wake its sessions; the child table could "
           "not grow; poll/epoll could not raise RLIMIT_NOFILE",
           unprovoked="a failing ppoll, mutex, eventfd write, realloc or setrlimit"),
