@@ -18,7 +18,7 @@ import time
 import pytest
 
 from faultline import paths
-from faultline.interrupts import cleanup
+from faultline.interrupts import MAIN_THREAD_SIGNALS, cleanup, worker_thread
 from faultline.waiting import WaitTimeout, wait_until
 
 pytestmark = [pytest.mark.harness, pytest.mark.slow]
@@ -86,6 +86,35 @@ def test_cleanup_error_outside_an_interrupt_still_propagates(pending):
                 raise OSError("tcpdump ended with 1")
     with pytest.raises(OSError, match="tcpdump ended with 1"):
         cleanup_fails()
+
+
+def blocked_here():
+    """The calling thread's blocked signals, as the kernel has them."""
+    with open("/proc/thread-self/status") as f:
+        mask = int(next(line for line in f if line.startswith("SigBlk:")).split()[1], 16)
+    return {signal.Signals(n) for n in range(1, 65) if mask & (1 << (n - 1))
+            and n in signal.Signals._value2member_map_}
+
+
+def test_a_worker_thread_leaves_ctrl_c_to_the_main_thread():
+    """A worker blocks SIGINT and SIGTERM, so the kernel gives them to the
+    main thread, the one whose join() they must end."""
+    seen = {}
+    thread = worker_thread(lambda: seen.update(worker=blocked_here()))
+    thread.start()
+    thread.join()
+    main = blocked_here()
+    assert MAIN_THREAD_SIGNALS <= seen["worker"], f"the worker blocks only {seen['worker']}"
+    assert not MAIN_THREAD_SIGNALS & main, f"the main thread blocks {main}"
+
+
+def test_every_thread_faultline_starts_is_a_worker_thread():
+    package = paths.REPO / "python" / "faultline"
+    direct = [f"{p.relative_to(paths.REPO)}:{n}" for p in sorted(package.rglob("*.py"))
+              if p.name != "interrupts.py"
+              for n, line in enumerate(p.read_text().splitlines(), 1)
+              if "threading.Thread(" in line]
+    assert not direct, f"threads started without interrupts.worker_thread: {direct}"
 
 
 # --- Ctrl-C on a real run ---------------------------------------------------------

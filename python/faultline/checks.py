@@ -23,17 +23,16 @@ import signal
 import socket
 import struct
 import termios
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .capture import HEADERS_AND_SOME, WHOLE_FRAME
-from .clients import recv_exactly, reset
+from .clients import all_exited, reset
 from .evidence import Evidence, Table, Text
 from .protocol import ECHO, WrongReply
 from . import procs, protocol, tcpstate
-from .interrupts import cleanup
+from .interrupts import cleanup, worker_thread
 from .waiting import WaitTimeout, wait_until
 
 # How long a zombie may live, or a session outlive its client, or a socket
@@ -439,7 +438,7 @@ def echo_through(ctx, data):
     payload cannot deadlock on full buffers); returns what came back and
     how the reading ended short of it (read_reply)."""
     sock = ctx.connect(timeout=REPLY_TIMEOUT)
-    sender = threading.Thread(target=send_quietly, args=(sock, data))
+    sender = worker_thread(send_quietly, sock, data)
     sender.start()
     try:
         got, ended = read_reply(sock, len(data))

@@ -38,8 +38,8 @@ import time
 from pathlib import Path
 
 from . import paths, procs
-from .interrupts import cleanup
-from .waiting import WaitTimeout, wait_until, wait_until_written
+from .interrupts import cleanup, worker_thread
+from .waiting import WaitTimeout, wait_until_written
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWPID = 0x20000000
@@ -428,7 +428,7 @@ class Host:
 
         # A daemon: when Ctrl-C interrupts the join below, the process must
         # not wait at exit for fn (a churn loop, say) to finish on its own.
-        thread = threading.Thread(target=target, name=f"netns-{self.name}", daemon=True)
+        thread = worker_thread(target, name=f"netns-{self.name}", daemon=True)
         thread.start()
         thread.join()
         if "error" in box:

@@ -17,9 +17,28 @@ the interrupt's traceback) and dropped, so the interrupt goes on; at any
 other time the cleanup's error propagates as before.
 """
 
+import signal
 import sys
+import threading
 
 INTERRUPTS = (KeyboardInterrupt, SystemExit)
+
+# Python runs signal handlers in the main thread only, but the kernel hands
+# a process-directed signal to any thread that does not block it. Taken by
+# a worker, Ctrl-C does not end the main thread's wait for that worker
+# (join() sleeps on a lock the signal never touched), and CPython 3.11 can
+# even leave it unhandled once the main thread runs again: a run went on
+# for 15 s after SIGINT, inside a churn check whose connects ran in a
+# worker. Workers block these, so the main thread takes them.
+MAIN_THREAD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def worker_thread(target, *args, name=None, daemon=False):
+    """A thread running target(*args) with MAIN_THREAD_SIGNALS blocked."""
+    def run():
+        signal.pthread_sigmask(signal.SIG_BLOCK, MAIN_THREAD_SIGNALS)
+        target(*args)
+    return threading.Thread(target=run, name=name, daemon=daemon)
 
 
 class cleanup:
