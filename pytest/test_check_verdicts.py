@@ -302,3 +302,12 @@ def test_churn_recognises_a_rate_limit(host, artifact_dir):
                           r"still running, closed its listener 0\.0\.0\.0:7")
     count = int(re.search(r"after (\d+) connections", verdict.summary).group(1))
     assert 256 <= count < 2000, shown(verdict)
+
+
+def test_concurrent_clients_calls_a_full_accept_queue_no_rate_limit(host, artifact_dir):
+    """The other side of xinetd's 'rate limit' (zoo.toml: its cps closes
+    the listener): socketserver's max_children fills the accept queue, and
+    its listener stays open, so the connect that fails is a SYN unanswered."""
+    verdict = judge(host, artifact_dir, "concurrent-clients", zoo("py_forking_socketserver"))
+    assert_fails(verdict, r"could not connect: it timed out: the SYN went unanswered")
+    assert "rate limit" not in verdict.summary, shown(verdict)

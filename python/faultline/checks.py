@@ -397,6 +397,29 @@ def listeners(ctx):
                    for s in tcpstate.in_state(ctx.host.outer_pid, "LISTEN", ctx.port)})
 
 
+def closed_listeners(ctx, listening_on):
+    """The listeners of listening_on the server has closed while still
+    running: what a rate limit does (inetd's -R, xinetd's cps), where a
+    crash would take the server with it."""
+    if death(ctx) is not None:
+        return []
+    return sorted(set(listening_on) - set(listeners(ctx)))
+
+
+def listening_again(ctx, closed, relisten_wait):
+    """Whether and when the server listens on closed again, in words (";
+    listening again 9.3 s later"): a rate limit lifts."""
+    gone = time.monotonic()
+    try:
+        wait_until(lambda: set(closed) <= set(listeners(ctx)) or death(ctx) is not None,
+                   relisten_wait, "the server to listen again")
+    except WaitTimeout:
+        return f"; not listening again {relisten_wait:g} s later"
+    dead = death(ctx)
+    return (f"; listening again {time.monotonic() - gone:.1f} s later" if dead is None
+            else f"; then it died: {dead}")
+
+
 def connect_failure(ctx, e):
     """Why a connect failed, in words that say what was observed."""
     if isinstance(e, ConnectionRefusedError):
@@ -632,18 +655,26 @@ def binary_echo(ctx):
 
 @check("concurrent-clients", "100 concurrent clients with distinct payloads get "
                              "only their own bytes back", snaplen=HEADERS_AND_SOME)
-def concurrent_clients(ctx, clients=100, size=20000, seconds=30.0):
+def concurrent_clients(ctx, clients=100, size=20000, seconds=30.0, relisten_wait=12.0):
     sel = selectors.DefaultSelector()
     state = {}
+    listening_on = listeners(ctx)
     try:
         for i in range(clients):
             try:
                 sock = ctx.connect()
             except OSError as e:
-                return Verdict(False, f"client {i + 1} of {clients} could not connect: "
-                                      f"it {connect_failure(ctx, e)} ({i} connected "
-                                      f"before it)",
-                               evidence_now(ctx))
+                failed = (f"client {i + 1} of {clients} could not connect: it "
+                          f"{connect_failure(ctx, e)}")
+                closed = closed_listeners(ctx, listening_on) if i > 0 else []
+                evidence = evidence_now(ctx)
+                if closed:
+                    return Verdict(False, f"rate limit: after {i} connections at once "
+                                          f"the server, still running, closed its "
+                                          f"listener {', '.join(closed)}; {failed}"
+                                          f"{listening_again(ctx, closed, relisten_wait)}",
+                                   evidence)
+                return Verdict(False, f"{failed} ({i} connected before it)", evidence)
             sock.setblocking(False)
             data = payload(size, 1000 + i)
             state[sock] = {"id": i, "out": memoryview(data), "want": data,
@@ -1217,17 +1248,10 @@ def churn_stopped(ctx, done, cycles, error, listening_on, relisten_wait):
                               f"{dead}", death_evidence(ctx))
     stopped = (f"stopped after {done:,} of {cycles:,} cycles: connect {done + 1:,} "
                f"{connect_failure(ctx, error)}")
-    closed = sorted(set(listening_on) - set(listeners(ctx)))
+    closed = closed_listeners(ctx, listening_on)
     sockets = f"TCP sockets on port {ctx.port}:\n{sockets_summary(ctx)}"
     if isinstance(error, ConnectionRefusedError) and closed and done > 0:
-        gone = time.monotonic()
-        try:
-            wait_until(lambda: set(closed) <= set(listeners(ctx)) or death(ctx) is not None,
-                       relisten_wait, "the server to listen again")
-            again = (f"; listening again {time.monotonic() - gone:.1f} s later"
-                     if death(ctx) is None else f"; then it died: {death(ctx)}")
-        except WaitTimeout:
-            again = f"; not listening again {relisten_wait:g} s later"
+        again = listening_again(ctx, closed, relisten_wait)
         said = stderr_tail(ctx)
         return Verdict(False, f"rate limit: after {done:,} connections in a row the "
                               f"server, still running, closed its listener "
