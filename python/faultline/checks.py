@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .capture import HEADERS_AND_SOME, WHOLE_FRAME
-from .clients import recv_exactly, reset
+from .clients import reset
 from .evidence import Evidence, Table, Text
 from .protocol import ECHO, WrongReply
 from . import procs, protocol, tcpstate
