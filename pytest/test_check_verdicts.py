@@ -11,8 +11,11 @@ its summary and its bounded evidence, and the artifact folder.
 """
 
 import dataclasses
+import errno
 import functools
+import os
 import re
+import socket
 
 import pytest
 
@@ -302,6 +305,25 @@ def test_churn_recognises_a_rate_limit(host, artifact_dir):
                           r"still running, closed its listener 0\.0\.0\.0:7")
     count = int(re.search(r"after (\d+) connections", verdict.summary).group(1))
     assert 256 <= count < 2000, shown(verdict)
+
+
+def test_churn_recognises_a_rate_limit_met_with_a_reset(host, artifact_dir, monkeypatch):
+    """The connect that meets the closed listener can be reset, not
+    refused: the kernel completed it in the accept queue of the listener
+    inetd then closed (seen once in 14 zoo runs under load). Every refusal
+    is made a reset here, so the churn must still see the rate limit."""
+    connect = socket.socket.connect
+
+    def reset_not_refused(sock, address):
+        try:
+            return connect(sock, address)
+        except ConnectionRefusedError:
+            raise ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
+    monkeypatch.setattr(socket.socket, "connect", reset_not_refused)
+    verdict = judge(host, artifact_dir, "churn", INETD, relisten_wait=0.5)
+    assert_fails(verdict, r"rate limit: after \d+ connections in a row the server, still "
+                          r"running, closed its listener 0\.0\.0\.0:7 and connect \d+ "
+                          r"failed: a reset \(ECONNRESET\)")
 
 
 def test_concurrent_clients_calls_a_full_accept_queue_no_rate_limit(host, artifact_dir):

@@ -1246,17 +1246,19 @@ def churn_stopped(ctx, done, cycles, error, listening_on, relisten_wait):
     if dead:
         return Verdict(False, f"the server died after {done:,} connect-and-close cycles: "
                               f"{dead}", death_evidence(ctx))
-    stopped = (f"stopped after {done:,} of {cycles:,} cycles: connect {done + 1:,} "
-               f"{connect_failure(ctx, error)}")
+    failure = connect_failure(ctx, error)
+    stopped = f"stopped after {done:,} of {cycles:,} cycles: connect {done + 1:,} {failure}"
     closed = closed_listeners(ctx, listening_on)
     sockets = f"TCP sockets on port {ctx.port}:\n{sockets_summary(ctx)}"
-    if isinstance(error, ConnectionRefusedError) and closed and done > 0:
+    # Refused, or reset: a connect the kernel had completed in the accept
+    # queue of the listener the server then closed (seen on openbsd-inetd).
+    if closed and done > 0:
         again = listening_again(ctx, closed, relisten_wait)
         said = stderr_tail(ctx)
         return Verdict(False, f"rate limit: after {done:,} connections in a row the "
                               f"server, still running, closed its listener "
-                              f"{', '.join(closed)} and refused connect {done + 1:,}{again}"
-                              + (f"; its stderr ends: {said[0]!r}" if said else ""),
+                              f"{', '.join(closed)} and connect {done + 1:,} {failure}"
+                              f"{again}" + (f"; its stderr ends: {said[0]!r}" if said else ""),
                        sockets)
     kids = ctx.server.children()
     return Verdict(False, stopped, sockets + (
