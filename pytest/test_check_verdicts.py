@@ -333,3 +333,33 @@ def test_concurrent_clients_calls_a_full_accept_queue_no_rate_limit(host, artifa
     verdict = judge(host, artifact_dir, "concurrent-clients", zoo("py_forking_socketserver"))
     assert_fails(verdict, r"could not connect: it timed out: the SYN went unanswered")
     assert "rate limit" not in verdict.summary, shown(verdict)
+
+
+def test_a_session_is_held_still_only_while_its_server_sleeps(host, artifact_dir,
+                                                              monkeypatch):
+    """dead-peer-write and slow-consumer provoke only a server stuck on a
+    stalled session. Its queues unchanged for a moment are not enough under
+    load: a server not yet scheduled looks the same, and may have flushed
+    its own buffer (poll_sigpipe_default then passed dead-peer-write, in a
+    zoo run). A holder that is runnable is not held still; one asleep
+    (fork_correct's child, blocked writing to us) is."""
+    seen = {}
+
+    def stall_and_look(ctx):
+        sock = checks.slow_reader(ctx)
+        me = sock.getsockname()
+        try:
+            _, _, seen["stuck"] = checks.fill_until_stuck(ctx, sock)
+            seen["asleep"] = checks.held_still(ctx, me)
+            with monkeypatch.context() as m:
+                m.setattr(checks.procs, "state", lambda pid: "R")
+                seen["runnable"] = checks.held_still(ctx, me)
+        finally:
+            checks.reset(sock)
+        return checks.Verdict(True, "looked")
+    look = checks.Check("held-still", "held_still on a stalled session", stall_and_look,
+                        capture=False)
+    run_check(look, host, lambda h: Server(h, zoo("fork_correct"), PORT), artifact_dir)
+    assert seen.get("stuck") and seen.get("asleep") is not None, \
+        f"fork_correct's stalled session was not held still: {seen}"
+    assert seen["runnable"] is None, f"held still with a runnable holder: {seen}"
