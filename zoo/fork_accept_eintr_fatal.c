@@ -8,8 +8,8 @@
  * Must fail: every check (each one's last session ends while the server
  * waits in accept()): "server died during <check>: exited with status 1",
  * with "accept: Interrupted system call" from its stderr. Not for sure
- * early-rst: its last session is so short that, under load, the child can
- * be gone before the parent is back in accept().
+ * early-rst and half-close: their one session is so short that, under
+ * load, the child can be gone before the parent is back in accept().
  * Fix: retry accept() on EINTR (and ECONNABORTED), or install the handler
  * with SA_RESTART.
  */
