@@ -310,7 +310,7 @@ def test_churn_recognises_a_rate_limit(host, artifact_dir):
 def test_churn_recognises_a_rate_limit_met_with_a_reset(host, artifact_dir, monkeypatch):
     """The connect that meets the closed listener can be reset, not
     refused: the kernel completed it in the accept queue of the listener
-    inetd then closed (seen once in 14 zoo runs under load). Every refusal
+    inetd then closed (seen once in 12 zoo runs, under load). Every refusal
     is made a reset here, so the churn must still see the rate limit."""
     connect = socket.socket.connect
 
