@@ -741,8 +741,13 @@ def concurrent_clients(ctx, clients=100, size=20000, seconds=30.0, relisten_wait
             f"{len(wrong) - len(short)} with wrong bytes" if len(wrong) > len(short)
             else "")
             if part)
-        return wrong_reply(ctx, f"{len(wrong)} of {clients} clients did not get their "
-                                f"echo ({kinds}); client {st['id']}: {what}", dump)
+        # Connections the kernel had queued are reset when a rate limit
+        # closes the listener (xinetd's cps), as well as refused after it.
+        closed = closed_listeners(ctx, listening_on)
+        limit = (f"rate limit: the server, still running, closed its listener "
+                 f"{', '.join(closed)}; " if closed else "")
+        return wrong_reply(ctx, f"{limit}{len(wrong)} of {clients} clients did not get "
+                                f"their echo ({kinds}); client {st['id']}: {what}", dump)
     return died(ctx, "after the clients were served") or Verdict(
         True, f"{clients} clients x {size} bytes, each got exactly its own")
 
