@@ -176,6 +176,36 @@ def test_a_server_on_another_port_is_refused_with_that_port(hosts_possible, tmp_
         run.seen()
 
 
+def test_a_server_that_never_listens_is_refused_and_stopped(hosts_possible, tmp_path):
+    """Alive but listening nowhere (it neither dies, like dies_at_start,
+    nor listens elsewhere): refused once its start timeout is spent, in one
+    line, and not left running."""
+    never = "sleep 617"
+    run = Run(tmp_path, never, "--start-timeout", "1")
+    lines = run.err.splitlines()
+    assert run.status == 2 and len(lines) == 1 and not run.out, run.seen()
+    assert "timed out after 1s" in lines[0] and "it listens on no TCP port" in lines[0], \
+        run.seen()
+    try:
+        wait_until(lambda: not running(never), 5, f"'{never}' to be gone")
+    except AssertionError:
+        pytest.fail(f"'{never}' left running: pids {running(never)}{run.seen()}")
+
+
+def running(command):
+    """The pids on the machine whose argv is the words of command."""
+    argv = command.encode().split()
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[:-1] == argv:
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 # --- bounded on the terminal, whole in the artifacts --------------------------------
 
 def test_a_flooding_server_keeps_bounded_output(hosts_possible, tmp_path):
@@ -208,6 +238,25 @@ def test_a_failing_churn_prints_at_most_a_screenful(hosts_possible, tmp_path):
     kept = (run.root / "churn" / "evidence.txt").read_text().splitlines()
     assert len(kept) > 1000 > len(block), (f"evidence.txt holds {len(kept)} lines, the "
                                            f"terminal showed {len(block)}{run.seen()}")
+
+
+@pytest.mark.slow
+def test_churn_diagnoses_2000_live_children_within_its_bound(hosts_possible, tmp_path):
+    """fork_children_never_exit keeps every child: churn leaves up to 2,000
+    live ones. Each look at them is one process table of the host, not a
+    scan of the machine per child (434 s once, against the 20 s bound), so
+    the check ends within its cycles' bound plus the most its settle may
+    take (10 s)."""
+    churn = checks.by_name(["churn"])[0]
+    cycles_bound, settle_bound = 20.0, 10.0
+    assert f"(at most {cycles_bound:g} s)" in churn.title, churn.title
+    run = Run(tmp_path, zoo("fork_children_never_exit"), "--check", "churn")
+    assert_ran_to_its_summary(run, 1)
+    assert re.match(r"  FAIL  churn +after ([\d,]+) cycles, \1 children still running",
+                    run.line("churn")), run.seen()
+    seconds = run.report()["checks"][0]["seconds"]
+    assert seconds <= cycles_bound + settle_bound, (
+        f"churn took {seconds:.1f} s on 2,000 live children{run.seen()}")
 
 
 def test_json_and_junit_reports_are_complete_and_valid(hosts_possible, tmp_path):

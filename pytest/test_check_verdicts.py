@@ -11,8 +11,11 @@ its summary and its bounded evidence, and the artifact folder.
 """
 
 import dataclasses
+import errno
 import functools
+import os
 import re
+import socket
 
 import pytest
 
@@ -302,3 +305,61 @@ def test_churn_recognises_a_rate_limit(host, artifact_dir):
                           r"still running, closed its listener 0\.0\.0\.0:7")
     count = int(re.search(r"after (\d+) connections", verdict.summary).group(1))
     assert 256 <= count < 2000, shown(verdict)
+
+
+def test_churn_recognises_a_rate_limit_met_with_a_reset(host, artifact_dir, monkeypatch):
+    """The connect that meets the closed listener can be reset, not
+    refused: the kernel completed it in the accept queue of the listener
+    inetd then closed (seen once in 12 zoo runs, under load). Every refusal
+    is made a reset here, so the churn must still see the rate limit."""
+    connect = socket.socket.connect
+
+    def reset_not_refused(sock, address):
+        try:
+            return connect(sock, address)
+        except ConnectionRefusedError:
+            raise ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
+    monkeypatch.setattr(socket.socket, "connect", reset_not_refused)
+    verdict = judge(host, artifact_dir, "churn", INETD, relisten_wait=0.5)
+    assert_fails(verdict, r"rate limit: after \d+ connections in a row the server, still "
+                          r"running, closed its listener 0\.0\.0\.0:7 and connect \d+ "
+                          r"failed: a reset \(ECONNRESET\)")
+
+
+def test_concurrent_clients_calls_a_full_accept_queue_no_rate_limit(host, artifact_dir):
+    """The other side of xinetd's 'rate limit' (zoo.toml: its cps closes
+    the listener): socketserver's max_children fills the accept queue, and
+    its listener stays open, so the connect that fails is a SYN unanswered."""
+    verdict = judge(host, artifact_dir, "concurrent-clients", zoo("py_forking_socketserver"))
+    assert_fails(verdict, r"could not connect: it timed out: the SYN went unanswered")
+    assert "rate limit" not in verdict.summary, shown(verdict)
+
+
+def test_a_session_is_held_still_only_while_its_server_sleeps(host, artifact_dir,
+                                                              monkeypatch):
+    """dead-peer-write and slow-consumer provoke only a server stuck on a
+    stalled session. Its queues unchanged for a moment are not enough under
+    load: a server not yet scheduled looks the same, and may have flushed
+    its own buffer (poll_sigpipe_default then passed dead-peer-write, in a
+    zoo run). A holder that is runnable is not held still; one asleep
+    (fork_correct's child, blocked writing to us) is."""
+    seen = {}
+
+    def stall_and_look(ctx):
+        sock = checks.slow_reader(ctx)
+        me = sock.getsockname()
+        try:
+            _, _, seen["stuck"] = checks.fill_until_stuck(ctx, sock)
+            seen["asleep"] = checks.held_still(ctx, me)
+            with monkeypatch.context() as m:
+                m.setattr(checks.procs, "state", lambda pid: "R")
+                seen["runnable"] = checks.held_still(ctx, me)
+        finally:
+            checks.reset(sock)
+        return checks.Verdict(True, "looked")
+    look = checks.Check("held-still", "held_still on a stalled session", stall_and_look,
+                        capture=False)
+    run_check(look, host, lambda h: Server(h, zoo("fork_correct"), PORT), artifact_dir)
+    assert seen.get("stuck") and seen.get("asleep") is not None, \
+        f"fork_correct's stalled session was not held still: {seen}"
+    assert seen["runnable"] is None, f"held still with a runnable holder: {seen}"
