@@ -33,3 +33,60 @@ def test_client_rst_ends_the_server_session_cleanly(host):
         assert end["reason"] == "read" and end["error"] == "Connection reset by peer", end
     conn, = capture.conversations(capture.read_segments(pcap), server.port)
     assert conn.rsts_from("client") and not conn.fins_from("client"), conn.describe()
+
+
+# --- which RSTs reset a connection (the rst_from gauge) ---------------------
+# The rows are the ones CI captured for one connection of unp-5.10-waitpid-loop
+# (client 39618, server 9877), where the server's closed port reset the
+# client's TIME_WAIT answer to a stray ACK.
+
+def _segments(rows):
+    segs = []
+    for index, (sender, flags, seq, ack) in enumerate(rows):
+        client, server = ("127.0.0.1", 39618), ("127.0.0.1", 9877)
+        src, dst = (client, server) if sender == "client" else (server, client)
+        segs.append(capture.Segment(index=index, time=float(index), src=src, dst=dst,
+                                    flags=flags, seq=seq, ack=ack, length=0))
+    conn, = capture.conversations(segs, 9877)
+    return conn
+
+
+HANDSHAKE = [("client", "S", 2116533503, 0), ("server", "SA", 719550095, 2116533504),
+             ("client", "A", 2116533504, 719550096)]
+
+
+def test_a_rst_after_both_fins_were_acknowledged_resets_nothing():
+    conn = _segments(HANDSHAKE + [
+        ("client", "FA", 2116533504, 719550096),
+        ("server", "FA", 719550096, 2116533505),
+        ("client", "A", 2116533505, 719550097),
+        ("server", "A", 719550096, 2116533505),   # the stray ACK
+        ("client", "A", 2116533505, 719550097),   # TIME_WAIT's answer
+        ("server", "R", 719550097, 0)])
+    assert conn.rsts_from("server") and not conn.resets_from("server"), conn.describe()
+
+
+def test_a_rst_in_place_of_the_servers_fin_resets_the_connection():
+    conn = _segments(HANDSHAKE + [
+        ("client", "FA", 2116533504, 719550096),
+        ("server", "RA", 719550096, 2116533505)])
+    assert conn.resets_from("server"), conn.describe()
+
+
+def test_a_rst_before_the_servers_fin_was_acknowledged_resets_the_connection():
+    conn = _segments(HANDSHAKE + [
+        ("client", "FA", 2116533504, 719550096),
+        ("server", "FA", 719550096, 2116533505),
+        ("server", "R", 719550097, 0)])
+    assert conn.resets_from("server"), conn.describe()
+
+
+def test_a_rst_answering_the_clients_fin_after_the_servers_resets_the_connection():
+    # The server closed first and its FIN was acknowledged, but the client's
+    # later FIN drew a RST: the close was not completed in order.
+    conn = _segments(HANDSHAKE + [
+        ("server", "FA", 719550096, 2116533504),
+        ("client", "A", 2116533504, 719550097),
+        ("client", "FA", 2116533504, 719550097),
+        ("server", "R", 719550097, 0)])
+    assert conn.resets_from("server"), conn.describe()

@@ -205,6 +205,38 @@ class Conversation:
     def rsts_from(self, side):
         return self._from(self.client if side == "client" else self.server, "R")
 
+    def resets_from(self, side):
+        """The RSTs from side that reset this connection.
+
+        Left out: a RST sent after both FINs were acknowledged. By then the
+        connection no longer exists (RFC 9293 3.10.7.1), so such a RST is the
+        closed port answering a stray segment, not an abort. Seen twice in
+        CI under load: the server's socket sent one more pure ACK, numbered
+        one below its next sequence number, after its own FIN had been
+        acknowledged; the client's TIME_WAIT socket answered it with an ACK,
+        and the server's closed port reset that."""
+        over = self.closed_in_order_at
+        rsts = self.rsts_from(side)
+        return rsts if over is None else [s for s in rsts if s.index < over]
+
+    @property
+    def closed_in_order_at(self):
+        """The capture index of the segment that acknowledged the second
+        FIN, when each side's first FIN was acknowledged by the other before
+        any RST; else None."""
+        done = None
+        for side, other in ((self.client, self.server), (self.server, self.client)):
+            fin = next((s for s in self.segments if s.src == side and s.has("F")), None)
+            if fin is None:
+                return None
+            after_fin = next((s for s in self.segments
+                              if s.index > fin.index and s.src == other
+                              and (s.has("R") or (s.has("A") and _covers(s.ack, fin)))), None)
+            if after_fin is None or after_fin.has("R"):
+                return None
+            done = max(done or 0, after_fin.index)
+        return done
+
     def data_from(self, side):
         who = self.client if side == "client" else self.server
         return sum(s.length for s in self.segments if s.src == who)
@@ -217,6 +249,13 @@ class Conversation:
 
     def describe(self):
         return "\n".join(s.row() for s in self.segments)
+
+
+def _covers(ack, fin):
+    """ack acknowledges fin (whose FIN takes the sequence number after its
+    payload), in 32-bit sequence space."""
+    fin_end = (fin.seq + fin.length + 1) % 2**32
+    return (ack - fin_end) % 2**32 < 2**31
 
 
 def conversations(segments, server_port):

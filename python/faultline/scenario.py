@@ -681,9 +681,10 @@ def gauge_closes(run):
 
 @gauge("RST from {}", evidence=_describe_conversations)
 def gauge_rst_from(run):
-    """"server", "client", "client, server" or "none"."""
+    """"server", "client", "client, server" or "none": who reset a
+    connection (Conversation.resets_from)."""
     senders = sorted({side for c in _conversations(run) for side in ("client", "server")
-                      if c.rsts_from(side)})
+                      if c.resets_from(side)})
     return ", ".join(senders) or "none"
 
 
