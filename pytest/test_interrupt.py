@@ -7,6 +7,7 @@ capture fixture) gets SIGINT on its whole process group, as a terminal's
 Ctrl-C sends it, at a random instant; it must end within STOP_BOUND,
 interrupted, without running the next test, and leave no process behind."""
 
+import ast
 import os
 import random
 import signal
@@ -108,13 +109,50 @@ def test_a_worker_thread_leaves_ctrl_c_to_the_main_thread():
     assert not MAIN_THREAD_SIGNALS & main, f"the main thread blocks {main}"
 
 
+def thread_starts_outside_worker_thread(source, name):
+    """file:line of each threading.Thread (or a Thread imported from
+    threading, under any name) that source creates."""
+    tree = ast.parse(source, name)
+    aliases = {a.asname or a.name for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and node.module == "threading"
+               for a in node.names if a.name == "Thread"}
+    threading_names = {a.asname or a.name for node in ast.walk(tree)
+                       if isinstance(node, ast.Import)
+                       for a in node.names if a.name == "threading"}
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        if ((isinstance(f, ast.Name) and f.id in aliases)
+                or (isinstance(f, ast.Attribute) and f.attr == "Thread"
+                    and isinstance(f.value, ast.Name) and f.value.id in threading_names)):
+            found.append(f"{name}:{node.lineno}")
+    return found
+
+
 def test_every_thread_faultline_starts_is_a_worker_thread():
     package = paths.REPO / "python" / "faultline"
-    direct = [f"{p.relative_to(paths.REPO)}:{n}" for p in sorted(package.rglob("*.py"))
-              if p.name != "interrupts.py"
-              for n, line in enumerate(p.read_text().splitlines(), 1)
-              if "threading.Thread(" in line]
+    direct = [hit for p in sorted(package.rglob("*.py")) if p.name != "interrupts.py"
+              for hit in thread_starts_outside_worker_thread(
+                  p.read_text(), str(p.relative_to(paths.REPO)))]
     assert not direct, f"threads started without interrupts.worker_thread: {direct}"
+
+
+@pytest.mark.parametrize("source", [
+    "import threading\nthreading.Thread(target=print).start()\n",
+    "import threading as t\nt.Thread(target=print)\n",
+    "from threading import Thread\nThread(target=print)\n",
+    "from threading import Thread as T\nT(target=print)\n",
+])
+def test_a_thread_started_directly_is_found(source):
+    assert thread_starts_outside_worker_thread(source, "m.py") == ["m.py:2"], source
+
+
+def test_a_worker_thread_is_not_found():
+    source = ("import threading\nfrom faultline.interrupts import worker_thread\n"
+              "worker_thread(print, name='x')\nthreading.Event()\n")
+    assert thread_starts_outside_worker_thread(source, "m.py") == []
 
 
 # --- Ctrl-C on a real run ---------------------------------------------------------
