@@ -127,7 +127,7 @@ def test_a_server_whose_accept_eintr_is_fatal_fails_with_its_exit_status(
     run = Run(tmp_path, zoo("fork_accept_eintr_fatal"), "--check", "eintr")
     assert_ran_to_its_summary(run, 1)
     assert run.line("eintr").startswith(
-        "  FAIL  eintr              server died during eintr: exited with status 1"), \
+        "  FAIL  eintr              server died during eintr: exit status 1"), \
         run.seen()
     said = "ppoll(the wait for a connection): Interrupted system call"
     assert said in "\n".join(run.block("eintr")), run.seen()
@@ -165,7 +165,7 @@ def test_a_server_that_dies_at_start_is_refused_in_one_line(hosts_possible, tmp_
     run = Run(tmp_path, zoo("dies_at_start"))
     lines = run.err.splitlines()
     assert run.status == 2 and len(lines) == 1 and not run.out, run.seen()
-    assert "exited with status 1" in lines[0] and "cannot open" in lines[0], run.seen()
+    assert "exit status 1" in lines[0] and "cannot open" in lines[0], run.seen()
 
 
 def test_a_server_on_another_port_is_refused_with_that_port(hosts_possible, tmp_path):

@@ -8,7 +8,7 @@ reaches its summary line:
   pass   the server did what the check asks;
   FAIL   it did not, with the evidence. A server that dies during a check
          is a FAIL whatever the check concluded: "server died during
-         eintr: exited with status 1", with the end of its stderr;
+         eintr: exit status 1", with the end of its stderr;
   ERROR  the check could not say, by the harness's own fault: one line,
          and the traceback in the check's artifacts;
   skip   the check does not apply (an echo check under --protocol none).
@@ -40,6 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import procs, tcpstate
+from .server import status_words
 from .checks import DEFAULT_SETTLE, Context, Verdict, server_tables
 from .evidence import Evidence, Table, Text, plural
 from .interrupts import cleanup
@@ -195,7 +196,7 @@ def thread_errors(workdir):
 def judge(chk, ctx, outcome, workdir):
     """The verdict from what the check returned or raised, and from
     whether the server is still alive."""
-    ended = how_it_ended(ctx.server)
+    ended = ctx.server.how_it_ended()
     if ended is not None:
         return died(chk, ctx, ended, outcome)
     if isinstance(outcome, Verdict):
@@ -277,60 +278,14 @@ def first_line(e):
 
 # --- the server's end -----------------------------------------------------------
 
-def signal_name(signo):
-    try:
-        return signal.Signals(signo).name
-    except ValueError:
-        return "unknown"
-
-
-def describe_end(code):
-    """An exit status as the shim reports it (-N: killed by signal N)."""
-    if code < 0:
-        return f"killed by signal {-code} ({signal_name(-code)})"
-    return f"exited with status {code}"
-
-
-def how_it_ended(server):
-    """None while the server (the process holding its listening socket)
-    lives; otherwise how it ended, in words."""
-    if server.proc is None or server.pid is None or server.alive():
-        return None
-    proc = server.proc
-    try:  # dead, and the shim about to report how
-        code = proc.wait(2.0)
-    except WaitTimeout:
-        code = None
-    if server.pid == proc.pid:
-        if code is None:
-            return "it is gone, and no exit status came within 2 s"
-        return describe_end(code)
-    shell = Path(proc.argv[0]).name in ("sh", "bash", "dash")
-    if code is not None and shell and code > 128:
-        return (f"killed by signal {code - 128} ({signal_name(code - 128)}), as its "
-                f"shell reports it (exit status {code})")
-    if code is not None:
-        return f"pid {server.pid} is gone; the command it ran under {describe_end(code)}"
-    return f"pid {server.pid} is gone (its exit status went to its own parent)"
-
-
 def stderr_tail(server, lines=STDERR_LINES):
     """The last lines of the server's stderr, as a section (None when it
     said nothing)."""
-    if server is None or server.proc is None:
-        return None
-    path = Path(server.proc.stderr_path)
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - 65536))
-            data = f.read()
-    except OSError:
-        return None
-    said = data.decode(errors="replace").splitlines()[-lines:]
+    said = server.stderr_lines(lines) if server is not None else []
     if not any(line.strip() for line in said):
         return None
-    return Text("\n".join(said), title=f"the end of the server's stderr ({path})")
+    return Text("\n".join(said),
+                title=f"the end of the server's stderr ({server.proc.stderr_path})")
 
 
 def stop(server, grace):
@@ -426,7 +381,7 @@ def not_serving(host, server, e):
     proc = server.proc
     if proc is not None and not proc.alive():
         said = (stderr_tail(server, 1).lines if stderr_tail(server, 1) else [])
-        return (f"the server {describe_end(proc.returncode)} before it served on port "
+        return (f"the server ended ({status_words(proc.returncode)}) before it served on port "
                 f"{server.port}" + (f"; it said: {said[-1].strip()}" if said else ""))
     listening = sorted({s.local[1] for s in tcpstate.in_state(host.outer_pid, "LISTEN")})
     where = (f"it listens on {', '.join(map(str, listening))}" if listening

@@ -15,11 +15,8 @@ protocol asks (protocol.py), so they run on any TCP server.
 """
 
 import fcntl
-import platform
 import random
-import re
 import selectors
-import signal
 import socket
 import struct
 import termios
@@ -211,46 +208,8 @@ def settle_window(ctx):
     return getattr(ctx, "settle", None) or DEFAULT_SETTLE
 
 
-def status_words(status):
-    """An exit status as Proc.returncode gives it (-N: killed by signal N)."""
-    if status is None:
-        return "gone (its exit status unknown: it is not the process faultline started)"
-    if status < 0:
-        try:
-            name = signal.Signals(-status).name
-        except ValueError:
-            name = "?"
-        return f"killed by signal {-status} ({name})"
-    return f"exit status {status}"
-
-
-def stderr_tail(ctx, lines=1, limit=4096):
-    """The last lines of the server's stderr (read from the end: a server
-    may have written megabytes)."""
-    try:
-        with open(ctx.server.proc.stderr_path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - limit))
-            text = f.read().decode(errors="replace")
-    except (OSError, AttributeError):
-        return []
-    return [line[:200] for line in text.strip().splitlines()[-lines:]]
-
-
 def death(ctx):
-    """None while the server lives; otherwise how it ended, in words, with
-    the last line of its stderr."""
-    server = ctx.server
-    if server.alive():
-        return None
-    status = server.proc.returncode
-    if status is None and server.pid == server.proc.pid:
-        try:  # dead, and its shim about to report how
-            status = server.proc.wait(2.0)
-        except WaitTimeout:
-            pass
-    said = stderr_tail(ctx)
-    return status_words(status) + (f"; its stderr ends: {said[0]!r}" if said else "")
+    return ctx.server.death()
 
 
 def died(ctx, during):
@@ -263,7 +222,7 @@ def died(ctx, during):
 
 
 def death_evidence(ctx):
-    said = stderr_tail(ctx, lines=10)
+    said = [line[:200] for line in ctx.server.stderr_lines(10)]
     path = getattr(ctx.server.proc, "stderr_path", "?")
     return (f"the end of the server's stderr ({path}):\n"
             + "\n".join(f"  {line}" for line in said or ["(empty)"])
@@ -867,7 +826,7 @@ def dead_peer_write(ctx, attempts=3):
                    "the server to die or let go of the reset connection")
     except WaitTimeout:
         held = holders(ctx, inode)
-        who = " and ".join(f"{role(ctx, p)}: {blocked_in(p)}" for p in held[:2])
+        who = " and ".join(f"{role(ctx, p)}: {procs.blocked_in(p)}" for p in held[:2])
         return Verdict(True, f"the server survived; the reset connection is still held "
                              f"{window:g} s later by {who or 'no process'} (see "
                              f"session-ends)", "\n".join(stuck_rows(ctx, held)))
@@ -999,7 +958,7 @@ def children_stayed(ctx, lives, window, meaning=""):
     alive = [life.pid for life in lives if life.exited is None]
     return Verdict(False, f"{len(alive)} of {len(lives)} children did not exit within "
                           f"{window:g} s after their clients closed (child pid "
-                          f"{alive[0]}: {blocked_in(alive[0])}){meaning}",
+                          f"{alive[0]}: {procs.blocked_in(alive[0])}){meaning}",
                    "\n".join(stuck_rows(ctx, alive) + [evidence_now(ctx)]))
 
 
@@ -1275,11 +1234,11 @@ def churn_stopped(ctx, done, cycles, error, listening_on, relisten_wait):
     # queue of the listener the server then closed (seen on openbsd-inetd).
     if closed and done > 0:
         again = listening_again(ctx, closed, relisten_wait)
-        said = stderr_tail(ctx)
+        said = ctx.server.stderr_lines(1)
         return Verdict(False, f"rate limit: after {done:,} connections in a row the "
                               f"server, still running, closed its listener "
                               f"{', '.join(closed)} and connect {done + 1:,} {failure}"
-                              f"{again}" + (f"; its stderr ends: {said[0]!r}" if said else ""),
+                              f"{again}" + (f"; its stderr ends: {said[0][:200]!r}" if said else ""),
                        sockets)
     kids = ctx.server.children()
     return Verdict(False, stopped, sockets + (
@@ -1304,7 +1263,7 @@ def session_gone(ctx, inode, until):
 def stuck_verdict(ctx, stuck, total, window, what):
     """stuck: [(how the client left, the pids still holding the socket)]."""
     how, held = stuck[0]
-    who = " and ".join(f"{role(ctx, p)}: {blocked_in(p)}" for p in held[:3])
+    who = " and ".join(f"{role(ctx, p)}: {procs.blocked_in(p)}" for p in held[:3])
     rows = [line for how_, hs in stuck for line in [f"{how_}:"] + stuck_rows(ctx, hs)]
     return Verdict(False, f"{len(stuck)} of {total} {what} still open {window:g} s after "
                           f"their clients were gone; {how}: held by {who}",
@@ -1409,42 +1368,6 @@ def session_ends(ctx, stalled=STALLED_CLIENTS):
 
 # --- processes: who holds what, and where it is stuck ----------------------------
 
-def syscall_names():
-    """{number: name} of this machine's system calls, from the kernel
-    headers when they are installed (empty otherwise: numbers are shown)."""
-    if not hasattr(syscall_names, "table"):
-        table = {}
-        machine = platform.machine()
-        for header in (f"/usr/include/{machine}-linux-gnu/asm/unistd_64.h",
-                       "/usr/include/asm-generic/unistd.h"):
-            try:
-                text = Path(header).read_text()
-            except OSError:
-                continue
-            table = {int(n): name for name, n in
-                     re.findall(r"#define __NR_(\w+)\s+(\d+)\s*$", text, re.M)}
-            if table:
-                break
-        syscall_names.table = table
-    return syscall_names.table
-
-
-def blocked_in(pid):
-    """'S in anon_pipe_write, syscall write': a process's state, the kernel
-    function it sleeps in (/proc/PID/wchan) and its system call."""
-    i = procs.info(pid)
-    if i is None:
-        return "gone"
-    try:
-        wchan = Path(f"/proc/{pid}/wchan").read_text().strip()
-    except OSError:
-        wchan = ""
-    number = procs.current_syscall(pid)
-    call = syscall_names().get(number, f"#{number}") if number is not None else None
-    where = f" in {wchan}" if wchan and wchan != "0" else ""
-    return f"{i.state}{where}" + (f", syscall {call}" if call else "")
-
-
 def role(ctx, pid):
     """Who pid is to the server: its main process, a child, a descendant."""
     i = procs.info(pid)
@@ -1477,7 +1400,7 @@ def stuck_rows(ctx, pids, limit=5):
         for p in [pid] + kids:
             if p not in seen:
                 seen.add(p)
-                rows.append(f"  {role(ctx, p)}: {blocked_in(p)}")
+                rows.append(f"  {role(ctx, p)}: {procs.blocked_in(p)}")
     if len(pids) > limit:
         rows.append(f"  ... and {len(pids) - limit} more")
     return rows
@@ -1489,7 +1412,7 @@ def children_summary(kids, limit=10):
     '2,000 S in do_sys_poll'."""
     groups = {}
     for kid in kids:
-        key = blocked_in(kid.pid) if kid.state != "Z" else "Z (zombie, not reaped)"
+        key = procs.blocked_in(kid.pid) if kid.state != "Z" else "Z (zombie, not reaped)"
         groups[key] = groups.get(key, 0) + 1
     lines = [f"  {count:,} {key}" for key, count in
              sorted(groups.items(), key=lambda kv: -kv[1])]

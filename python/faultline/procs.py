@@ -15,8 +15,11 @@ pids_in_netns() list a host's pids without reading any process.
 import errno
 import fcntl
 import os
+import platform
+import re
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 from .waiting import wait_until
 
@@ -577,3 +580,39 @@ def cont(pid, timeout=5.0, netns=None):
     send_signal(pid, signal.SIGCONT, netns)
     wait_until(lambda: state(pid) != "T", timeout, f"pid {pid} to continue",
                seen=lambda: describe(pid))
+
+
+def syscall_names():
+    """{number: name} of this machine's system calls, from the kernel
+    headers when they are installed (empty otherwise: numbers are shown)."""
+    if not hasattr(syscall_names, "table"):
+        table = {}
+        machine = platform.machine()
+        for header in (f"/usr/include/{machine}-linux-gnu/asm/unistd_64.h",
+                       "/usr/include/asm-generic/unistd.h"):
+            try:
+                text = Path(header).read_text()
+            except OSError:
+                continue
+            table = {int(n): name for name, n in
+                     re.findall(r"#define __NR_(\w+)\s+(\d+)\s*$", text, re.M)}
+            if table:
+                break
+        syscall_names.table = table
+    return syscall_names.table
+
+
+def blocked_in(pid):
+    """'S in anon_pipe_write, syscall write': a process's state, the kernel
+    function it sleeps in (/proc/PID/wchan) and its system call."""
+    i = info(pid)
+    if i is None:
+        return "gone"
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text().strip()
+    except OSError:
+        wchan = ""
+    number = current_syscall(pid)
+    call = syscall_names().get(number, f"#{number}") if number is not None else None
+    where = f" in {wchan}" if wchan and wchan != "0" else ""
+    return f"{i.state}{where}" + (f", syscall {call}" if call else "")

@@ -27,10 +27,12 @@ terminate() escalates to SIGKILL and records how the server ended in
 `ending`: a server that dies, or is slow to stop, is a finding to report.
 """
 
+import os
 import shlex
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import procs, tcpstate
 from .interrupts import cleanup
@@ -77,6 +79,23 @@ def describe_status(code):
             return f"killed by {signal.Signals(-code).name}"
         except ValueError:
             return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def signal_words(signo):
+    """'signal 13 (SIGPIPE)'."""
+    try:
+        name = signal.Signals(signo).name
+    except ValueError:
+        name = "unknown"
+    return f"signal {signo} ({name})"
+
+
+def status_words(code):
+    """An exit status as Proc.returncode gives it (-N: killed by signal N),
+    in the words a check's verdict uses."""
+    if code < 0:
+        return f"killed by {signal_words(-code)}"
     return f"exit status {code}"
 
 
@@ -243,6 +262,52 @@ class Server:
                     pass
             return code
         return procs.exit_status(self.pid)
+
+    def how_it_ended(self):
+        """None while the server (the process holding its listening socket)
+        lives; otherwise how it ended, in words: "killed by signal 13
+        (SIGPIPE)". A server run by a shell is described by what the shell
+        reports for it."""
+        if self.proc is None or self.pid is None or self.alive():
+            return None
+        try:  # dead, and the shim about to report how
+            code = self.proc.wait(2.0)
+        except WaitTimeout:
+            code = None
+        if self.pid == self.proc.pid:
+            if code is None:
+                return "it is gone, and no exit status came within 2 s"
+            return status_words(code)
+        shell = Path(self.proc.argv[0]).name in ("sh", "bash", "dash")
+        if code is not None and shell and code > 128:
+            return (f"killed by {signal_words(code - 128)}, as its shell reports it "
+                    f"(exit status {code})")
+        if code is not None:
+            return f"pid {self.pid} is gone; the command it ran under {status_words(code)}"
+        return f"pid {self.pid} is gone (its exit status went to its own parent)"
+
+    def stderr_lines(self, count=1, limit=65536):
+        """The last count lines of the server's stderr, read from its end (a
+        server may have written megabytes); [] when there is none."""
+        if self.proc is None:
+            return []
+        try:
+            with open(self.proc.stderr_path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - limit))
+                data = f.read()
+        except OSError:
+            return []
+        return data.decode(errors="replace").rstrip().splitlines()[-count:]
+
+    def death(self):
+        """None while the server lives; otherwise how it ended, with the
+        last line of its stderr."""
+        how = self.how_it_ended()
+        if how is None:
+            return None
+        said = self.stderr_lines(1)
+        return how + (f"; its stderr ends: {said[0][:200]!r}" if said else "")
 
     def ended(self):
         """None while the server runs; once it has exited, how, in words:
