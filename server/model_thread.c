@@ -84,12 +84,11 @@ static void *session_thread(void *p)
 }
 
 /* Hand connfd to a new thread, which then owns it. Returns 0, or an error
- * number with connfd still the caller's. */
-static int start_session(int connfd, long conn, bool leak, const pthread_attr_t *attr,
-                         const sigset_t *session_mask)
+ * number with connfd still the caller's. The thread inherits this
+ * thread's mask, which outside its waits is the session mask. */
+static int start_session(int connfd, long conn, bool leak, const pthread_attr_t *attr)
 {
     struct session_arg *arg = malloc(sizeof *arg);
-    sigset_t old;
     pthread_t tid;
     int rc;
 
@@ -97,10 +96,7 @@ static int start_session(int connfd, long conn, bool leak, const pthread_attr_t 
         return ENOMEM;
     *arg = (struct session_arg){ .connfd = connfd, .conn = conn, .leak = leak };
     live_add(1);
-    /* The thread inherits the creator's mask: block first, restore after. */
-    pthread_sigmask(SIG_SETMASK, session_mask, &old);
     rc = pthread_create(&tid, attr, session_thread, arg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         live_add(-1);
         free(arg);
@@ -150,12 +146,16 @@ int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_m
         pthread_attr_setstacksize(&attr, SESSION_STACK) != 0)
         die("pthread_attr: cannot set up session threads");
 
-    /* What the main thread blocks outside ppoll(), and SIGCHLD as well. */
-    Sigprocmask(SIG_BLOCK, NULL, &session_mask);
+    /* What the main thread blocks outside ppoll(), and SIGCHLD as well:
+     * kept blocked here outside the waits (ppoll and the pending-signal
+     * delivery set their own mask and restore this one), so every session
+     * thread inherits it with no mask change around pthread_create. */
+    sigemptyset(&session_mask);
     sigaddset(&session_mask, SIGTERM);
     sigaddset(&session_mask, SIGINT);
     sigaddset(&session_mask, SIGHUP);
     sigaddset(&session_mask, SIGCHLD);
+    Sigprocmask(SIG_BLOCK, &session_mask, NULL);
 
     while (!terminate_requested) {
         bool leak;
@@ -173,8 +173,7 @@ int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_m
 
         /* From here on the thread owns connfd; this thread never touches
          * it again. --leak-connfd makes the thread forget to close it. */
-        rc = start_session(connfd, conn, opt->leak_connfd || leak,
-                           &attr, &session_mask);
+        rc = start_session(connfd, conn, opt->leak_connfd || leak, &attr);
         if (rc != 0) {
             log_error("thread_error", "pthread_create", rc);
             close(connfd);
