@@ -347,16 +347,23 @@ def test_strace_kills_each_child_at_its_second_read_and_the_parent_survives(host
 
 @pytest.mark.rst
 def test_strace_kill_with_unread_data_resets_the_client(host):
-    """The child is killed on entering its 2nd read, which it only makes
-    once the 2nd line is there: the kernel closes a socket with unread data
-    with RST, not FIN (RFC 2525), and the client sees ECONNRESET."""
+    """The child is killed on entering its 2nd read with bytes still unread:
+    the kernel closes a socket with unread data with RST, not FIN (RFC
+    2525), and the client sees ECONNRESET. The client sends more at once
+    than one read takes (16 KiB): its first segment on loopback is larger
+    than that, so whatever the child's first read got, the rest of that
+    segment is unread when the child enters its second (which it does at
+    once: it blocks in recv(), it does not wait for data first)."""
     traced, events, _ = echod_under_strace(host, nth=2, action="kill")
     try:
         sock = host.connect(9877)
-        assert echo(sock, b"one\n") == b"one\n"
-        sock.sendall(b"two\n")
+        sock.sendall(bytes(40000))
+        echoed = 0
         with pytest.raises(ConnectionResetError):
-            sock.recv(16)
+            while data := sock.recv(65536):
+                echoed += len(data)
+            pytest.fail(f"EOF after {echoed} echoed bytes, no reset\n{traced.log_text()}")
+        assert echoed <= 16384, f"{echoed} bytes echoed: more than the one read allowed"
         reaped, = wait_event(events, "reaped")
         assert reaped.get("signal") == 9, traced.log_text()
     finally:
