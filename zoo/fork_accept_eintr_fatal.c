@@ -13,7 +13,7 @@
  * before the parent returned there, and the server lived.
  *
  * Must fail: every check (each one's sessions end with their children's
- * SIGCHLD): "server died during <check>: exited with status 1", with
+ * SIGCHLD): "server died during <check>: exit status 1", with
  * "ppoll(the wait for a connection): Interrupted system call" from its
  * stderr.
  * Fix: retry the wait (and accept()) on EINTR, as UNP 5.9 teaches.
