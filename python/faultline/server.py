@@ -283,7 +283,7 @@ class Server:
             return (f"killed by {signal_words(code - 128)}, as its shell reports it "
                     f"(exit status {code})")
         if code is not None:
-            return f"pid {self.pid} is gone; the command it ran under {status_words(code)}"
+            return f"pid {self.pid} is gone; the command it ran under ended: {status_words(code)}"
         return f"pid {self.pid} is gone (its exit status went to its own parent)"
 
     def stderr_lines(self, count=1, limit=65536):
