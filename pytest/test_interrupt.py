@@ -19,6 +19,7 @@ import time
 import pytest
 
 from faultline import paths
+from faultline.capture import Capture
 from faultline.interrupts import MAIN_THREAD_SIGNALS, cleanup, worker_thread
 from faultline.waiting import WaitTimeout, wait_until
 
@@ -153,6 +154,32 @@ def test_a_worker_thread_is_not_found():
     source = ("import threading\nfrom faultline.interrupts import worker_thread\n"
               "worker_thread(print, name='x')\nthreading.Event()\n")
     assert thread_starts_outside_worker_thread(source, "m.py") == []
+
+
+# --- the capture's stop after a Ctrl-C -----------------------------------------
+
+def stopped_capture(host, path, interrupted):
+    cap = Capture(host, path).start()
+    if not interrupted:
+        cap.stop()
+        return path.read_bytes()
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        cap.stop()
+    return path.read_bytes()
+
+
+def test_a_capture_stop_waits_for_its_barrier_frame(host):
+    pcap = stopped_capture(host, host.workdir / "whole.pcap", interrupted=False)
+    assert b"faultline-capture-barrier-" in pcap, "stop() returned before the barrier"
+
+
+def test_an_interrupted_capture_stop_does_not_wait_for_the_barrier(host):
+    """After a Ctrl-C the barrier's wait could take the whole timeout (a
+    tcpdump not capturing yet), for a pcap nobody reads."""
+    pcap = stopped_capture(host, host.workdir / "cut.pcap", interrupted=True)
+    assert b"faultline-capture-barrier-" not in pcap, "an interrupted stop sent the barrier"
 
 
 # --- Ctrl-C on a real run ---------------------------------------------------------

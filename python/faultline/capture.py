@@ -15,10 +15,11 @@ import os
 import re
 import signal
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .interrupts import cleanup
+from .interrupts import INTERRUPTS, cleanup
 from .waiting import WaitTimeout, wait_until
 
 BARRIER_ETHERTYPE = 0x88B5  # IEEE 802 local experimental
@@ -77,13 +78,17 @@ class Capture:
             raw.send(header + BARRIER_ETHERTYPE.to_bytes(2, "big") + marker)
         return marker
 
-    def stop(self, timeout=5.0):
+    def stop(self, timeout=5.0, complete=True):
         """Stop tcpdump once everything sent so far is on disk; returns the
-        pcap path."""
+        pcap path. After a Ctrl-C (complete=False, or a KeyboardInterrupt on
+        its way out) tcpdump is only asked to stop: waiting for the barrier
+        frame could take the whole timeout (tcpdump not capturing yet),
+        and nobody reads that pcap's last packets."""
         if self.proc is None:
             return self.path
         proc, self.proc = self.proc, None
-        if proc.alive():
+        complete = complete and not isinstance(sys.exception(), INTERRUPTS)
+        if proc.alive() and complete:
             marker = self._send_barrier()
             wait_until(lambda: marker in self.path.read_bytes() or not proc.alive(),
                        timeout, f"tcpdump on {self.host.name} to write the barrier frame",

@@ -198,7 +198,7 @@ def capture(request, host, artifact_dir):
         yield cap
     finally:
         with cleanup("stopping the packet capture", interrupted(request)):
-            cap.stop()
+            cap.stop(complete=not interrupted(request))
 
 
 @pytest.fixture
