@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -477,3 +478,33 @@ def test_a_verdict_takes_plain_text_evidence_as_before():
     assert verdict.evidence.splitlines() == ["line one", "line two"]
     assert Verdict(True, "ok").evidence == "" and Verdict(True, "ok").status == "pass"
 
+
+
+# --- Ctrl-C during a check ----------------------------------------------------------
+
+def interrupted_by_ctrl_c(ctx):
+    interrupted_by_ctrl_c.server_pid = ctx.server.pid
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("stop_timeout", [30.0, 0.5], ids=["long-stop-timeout", "short"])
+def test_ctrl_c_during_a_check_kills_a_server_deaf_to_sigterm_within_seconds(
+        hosts_possible, tmp_path, stop_timeout):
+    """A server that ignores SIGTERM gets SIGKILL after INTERRUPTED_STOP_GRACE
+    once a Ctrl-C is on its way out, not after the run's stop timeout (which
+    a user may set long for a server that drains slowly)."""
+    chk = Check("interrupted", "Ctrl-C in the middle", interrupted_by_ctrl_c,
+                capture=False, needs_echo=False)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        checkrun.run_against(lambda h: Server(h, [str(ZOO / "fork_ignores_sigterm"), PORT],
+                                              PORT),
+                             "fork_ignores_sigterm", tmp_path / "run", [chk],
+                             out=io.StringIO(),
+                             options=checkrun.Options(stop_timeout=stop_timeout))
+    took = time.monotonic() - started
+    bound = min(stop_timeout, checkrun.INTERRUPTED_STOP_GRACE) + checkrun.SIGKILL_WAIT
+    assert took < bound + 5.0, (f"the run took {took:.1f} s to end after the Ctrl-C "
+                                f"(stop timeout {stop_timeout:g} s)")
+    assert procs.state(interrupted_by_ctrl_c.server_pid) is None, (
+        procs.describe(interrupted_by_ctrl_c.server_pid))

@@ -43,13 +43,14 @@ from . import procs, tcpstate
 from .server import status_words
 from .checks import DEFAULT_SETTLE, Context, Verdict, server_tables
 from .evidence import Evidence, Table, Text, plural
-from .interrupts import cleanup
+from .interrupts import INTERRUPTS, cleanup
 from .protocol import ECHO
 from .waiting import WaitTimeout, wait_until
 
 OUTPUT_KEPT = 1 << 20   # bytes of a server's stdout or stderr kept per check
 STDERR_LINES = 10       # the end of a server's stderr, in a verdict
 SIGKILL_WAIT = 5.0      # for a process to go after SIGKILL (it may be in D state)
+INTERRUPTED_STOP_GRACE = 1.0  # SIGTERM to SIGKILL when a Ctrl-C is on its way out
 
 # Errors a check meets on its sockets: what the server did, not the harness.
 NETWORK_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED,
@@ -125,8 +126,12 @@ def run_on_host(chk, host, make_server, workdir, options):
         verdict = harness_error(chk, e, workdir)
     finally:
         if server is not None:
+            # After a Ctrl-C, SIGKILL follows SIGTERM soon: the run must end
+            # within seconds, whatever the server's own drain.
+            grace = (min(options.stop_timeout, INTERRUPTED_STOP_GRACE)
+                     if isinstance(sys.exception(), INTERRUPTS) else options.stop_timeout)
             with cleanup(f"stopping the server of check {chk.name}"):
-                notes.append(stop(server, options.stop_timeout))
+                notes.append(stop(server, grace))
                 bound_output(server)
         if capturer is not None:
             try:
