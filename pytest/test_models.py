@@ -53,6 +53,28 @@ def test_sigterm_drains_the_line_in_flight_in_every_model(host, model):
         assert sock.recv(16) == b"", "then EOF"
 
 
+@pytest.mark.shutdown
+@pytest.mark.parametrize("model", MODELS)
+def test_sigterm_ends_an_idle_session_without_waiting_out_the_drain(host, model):
+    """A session asleep in its read, with nothing in flight, ends at once
+    at SIGTERM: the drain wakes it (a process's handler or the thread
+    model's main thread shuts its connection for reading; an event loop
+    reads once more), rather than leaving it to the drain's deadline."""
+    with Echod(host, model=model, drain_ms=20000, stopped_by_test=True) as server:
+        sock = host.connect(server.port)
+        assert echo(sock, b"hello\n") == b"hello\n"
+        server.send_signal(signal.SIGTERM)
+        code = server.proc.wait(30.0)
+        names = [e["event"] for e in server.events()]
+        assert code == 0 and "drain_timeout" not in names, (
+            f"--model {model}: exit {code}; the idle session was left to the drain's "
+            f"deadline: {names[-8:]}")
+        ends = server.events("session_end")
+        assert [e["reason"] for e in ends] == ["terminated"], ends
+        sock.settimeout(5.0)
+        assert sock.recv(16) == b"", "then EOF"
+
+
 @pytest.mark.reload
 @pytest.mark.parametrize("model", MODELS)
 def test_sighup_reload_limits_new_connections_in_every_model(host, model):

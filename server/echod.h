@@ -168,11 +168,15 @@ int session_serve(int connfd, long conn, enum served_by by, long who, bool keep_
  * a fork child is not that process, its parent is), and any process keeps
  * it when leak@before_close fires; an rst or close there closes it. */
 void session_close(int connfd, const struct fault_ctx *ctx, bool keep_open);
-/* A process-wide "stop" descriptor for sessions that are threads (the
- * thread model): when it becomes readable, every session drains as a forked
- * one does on SIGTERM. -1 (the default) where SIGTERM does that. Set it
- * before the first session starts. */
-extern int session_stop_fd;
+/* Sessions that are threads (the thread model sets it before its first
+ * session): the main thread drains them, shutting for reading every
+ * connection a session watches (thread_session_watch(), model_thread.c).
+ * false: a process session, which SIGTERM's handler drains
+ * (signals_session_fd()). */
+extern bool session_threads;
+/* A thread session's connection, watched (or no longer: before it is
+ * closed) for the drain to shut; shut at once when the drain has begun. */
+void thread_session_watch(int connfd, bool watching);
 
 /* events.c: one builder for each event more than one file writes. */
 void log_accept(long conn, const struct sockaddr *peer, socklen_t len);

@@ -16,8 +16,9 @@
  * else is shared per connection. Process-level faults (kill, abort, exit)
  * end the whole server in this model: a thread cannot die alone.
  *
- * SIGTERM: the listener closes, then a process-wide eventfd becomes
- * readable; sessions wait on it beside their connection (session.c), echo
+ * SIGTERM: the listener closes, then the main thread shuts every session's
+ * connection for reading, as SIGTERM's handler does a process session's
+ * (session.c): sessions, asleep in recv() like the minimal server's, echo
  * what has already arrived and close. The main thread waits for the live
  * count to reach zero, at most --drain-timeout, and exits 0; stragglers
  * (a stall fault, a peer that does not read) die with the process.
@@ -26,9 +27,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,10 +46,51 @@ struct session_arg {
 
 /* Live sessions: counted up by the main thread before pthread_create, down
  * by each thread as its last act; the main thread waits on `ended` when it
- * drains. */
+ * drains. The connections the sessions watch, for the drain to shut: an
+ * unordered array, a few entries per live session at most. All under
+ * live_lock. */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ended;
 static size_t live;
+static int *watched;
+static size_t watched_n, watched_cap;
+
+/* Under live_lock: room for one more watched connection. */
+static bool grow_watched(void)
+{
+    size_t cap = watched_cap ? watched_cap * 2 : 64;
+    int *more = realloc(watched, cap * sizeof *watched);
+
+    if (more == NULL)
+        return false;
+    watched = more;
+    watched_cap = cap;
+    return true;
+}
+
+void thread_session_watch(int connfd, bool watching)
+{
+    pthread_mutex_lock(&live_lock);
+    if (!watching) {
+        for (size_t i = 0; i < watched_n; i++) {
+            if (watched[i] == connfd) {
+                watched[i] = watched[--watched_n];
+                break;
+            }
+        }
+    } else if (watched_n == watched_cap &&
+               !grow_watched()) {
+        /* Not watched: this session drains only by its own end or with
+         * the process, at the drain's deadline. */
+        log_error("drain_error", "realloc(watched connections)", ENOMEM);
+    } else {
+        watched[watched_n++] = connfd;
+    }
+    /* The drain has begun (the flag is set before it takes the lock). */
+    if (watching && terminate_requested)
+        shutdown(connfd, SHUT_RD);
+    pthread_mutex_unlock(&live_lock);
+}
 
 static size_t live_count(void)
 {
@@ -103,18 +143,17 @@ static int start_session(int connfd, long conn, bool leak, const pthread_attr_t 
     }
     return rc;
 }
-/* SIGTERM: the listener is already closed. Wake every session, wait until
- * none is left or drain_ms passed. */
-static void drain(int stop_fd, const struct echod_options *opt)
+/* SIGTERM: the listener is already closed. Shut every session's
+ * connection for reading, wait until none is left or drain_ms passed. */
+static void drain(const struct echod_options *opt)
 {
     struct timespec deadline = deadline_after(opt->drain_ms);
-    uint64_t one = 1;
     size_t left;
     int rc = 0;
 
-    if (write(stop_fd, &one, sizeof one) != (ssize_t)sizeof one)
-        log_error("drain_error", "write", errno);
     pthread_mutex_lock(&live_lock);
+    for (size_t i = 0; i < watched_n; i++)
+        shutdown(watched[i], SHUT_RD);
     while (live > 0 && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&ended, &live_lock, &deadline);
     left = live;
@@ -129,12 +168,8 @@ int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_m
     pthread_attr_t attr;
     sigset_t session_mask;
     long conn = 0;
-    int stop_fd;
 
-    stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (stop_fd < 0)
-        die_errno("eventfd", "session stop");
-    session_stop_fd = stop_fd;
+    session_threads = true;
 
     if (pthread_condattr_init(&cattr) != 0 ||
         pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC) != 0 ||
@@ -182,7 +217,7 @@ int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_m
 
     close(listenfd);
     log_stop(conn);
-    drain(stop_fd, opt);
+    drain(opt);
     pthread_attr_destroy(&attr);
     /* Returning exits the process: threads still in a session end with it. */
     return 0;

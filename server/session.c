@@ -23,9 +23,8 @@
  * off: the handler runs at once, whatever the session is doing, and its
  * writes go on to the end (writen() retries EINTR). Sessions that are
  * threads keep every signal blocked (they belong to the main thread) and
- * wait on session_stop_fd beside the connection instead: once it is
- * readable they take what has arrived without waiting (MSG_DONTWAIT) and
- * close the same way.
+ * also wait in recv(); the main thread, draining, shuts each one's
+ * connection for reading the same way (model_thread.c).
  *
  * Fault hooks sit at child_start, before_read, after_read, before_write,
  * after_write and before_close, all with one fault_ctx, so every hook of
@@ -48,10 +47,10 @@
 
 #define SESSION_BUFSIZE 16384
 
-int session_stop_fd = -1;
+bool session_threads;
 
 /* What a wait of the session ended with. */
-enum { WAIT_READY, WAIT_TERMINATE, WAIT_ERROR, WAIT_TIMEOUT, WRITE_TIMEOUT = -2 };
+enum { WAIT_READY, WAIT_ERROR, WAIT_TIMEOUT, WRITE_TIMEOUT = -2 };
 
 /* The time left until the session's nearest deadline, for ppoll(): NULL
  * when it has none (wait for ever, as the classic servers do); *which
@@ -125,39 +124,25 @@ write_echo(int fd, const char *buf, size_t n, long long limit,
     return (ssize_t)n;
 }
 
-/* Wait until fd is readable, SIGTERM came (session_stop_fd became
- * readable, for threads) or the session's nearest deadline passed (*which
- * names it). Inlined into both copies of echo_round(), as it is into the
- * one of a build without hooks.
+/* Wait until fd is readable or the session's nearest deadline passed
+ * (*which names it). Inlined into both copies of echo_round(), as it is
+ * into the one of a build without hooks.
  *
- * A process session (fork child, prefork worker) has no wait of its own
- * without deadlines: recv() blocks, as in the minimal server, and SIGTERM,
- * unblocked, ends that block by shutting the connection for reading
- * (signals.c), which also makes a deadline's ppoll() return it ready. */
+ * A session has no wait of its own without deadlines: recv() blocks, as
+ * in the minimal server, and a drain, shutting the connection for reading
+ * (SIGTERM's handler in a process, the main thread for a thread), ends
+ * that block; it also makes a deadline's ppoll() return it ready. */
 static inline __attribute__((always_inline)) int
 wait_readable(int fd, const struct session_deadlines *dl, const char **which)
 {
-    struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
-                           { .fd = session_stop_fd, .events = POLLIN } };
+    struct pollfd p = { .fd = fd, .events = POLLIN };
     struct timespec left;
     int ready;
 
-    if (session_stop_fd >= 0) {
-        /* A thread: the mask stays as it is, the flag is not ours. */
-        for (;;) {
-            ready = ppoll(p, 2, until_deadline(dl, &left, which), NULL);
-            if (ready > 0)
-                return (p[1].revents & POLLIN) ? WAIT_TERMINATE : WAIT_READY;
-            if (ready == 0)
-                return WAIT_TIMEOUT;
-            if (errno != EINTR)
-                return WAIT_ERROR;
-        }
-    }
     if (!dl->idle_on && !dl->end_on)
         return WAIT_READY;
     for (;;) {
-        ready = ppoll(p, 1, until_deadline(dl, &left, which), NULL);
+        ready = ppoll(&p, 1, until_deadline(dl, &left, which), NULL);
         if (ready > 0)
             return WAIT_READY;
         if (ready == 0)
@@ -189,43 +174,34 @@ enum round {
  * session costs echo_session()'s one FAULT_ARMED() branch.
  */
 static inline __attribute__((always_inline)) enum round
-echo_round(struct fault_ctx *ctx, const int connfd, char *buf, int *draining,
+echo_round(struct fault_ctx *ctx, const int connfd, char *buf,
            struct session_deadlines *dl, struct fault_hit *hit, int *status,
            const bool hooked)
 {
     const char *which = NULL;
     ssize_t n, w;
+    int waited;
 
     if (hooked && hook_closed(FP_BEFORE_READ, ctx, hit))
         return ROUND_FAULT_CLOSED;
-    if (!*draining) {
-        int waited = wait_readable(connfd, dl, &which);
-        if (waited == WAIT_ERROR) {
-            log_session_end(ctx->conn, ctx->bytes, "poll", errno);
-            *status = 1;
-            return ROUND_ENDED;
-        }
-        if (waited == WAIT_TIMEOUT) {
-            log_session_timeout(ctx->conn, ctx->bytes, which);
-            *status = 0;
-            return ROUND_ENDED;
-        }
-        *draining = (waited == WAIT_TERMINATE);
+    waited = wait_readable(connfd, dl, &which);
+    if (waited == WAIT_ERROR) {
+        log_session_end(ctx->conn, ctx->bytes, "poll", errno);
+        *status = 1;
+        return ROUND_ENDED;
     }
-    /* Draining: take only what has already arrived, then close. */
-    n = recv(connfd, buf, SESSION_BUFSIZE, *draining ? MSG_DONTWAIT : 0);
-    if (n < 0 && errno == EINTR)
-        return ROUND_AGAIN;
-    if (n < 0 && *draining && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        log_session_end(ctx->conn, ctx->bytes, "terminated", 0);
+    if (waited == WAIT_TIMEOUT) {
+        log_session_timeout(ctx->conn, ctx->bytes, which);
         *status = 0;
         return ROUND_ENDED;
     }
+    n = recv(connfd, buf, SESSION_BUFSIZE, 0);
+    if (n < 0 && errno == EINTR)
+        return ROUND_AGAIN;
     if (n == 0) {
-        /* A process session's drain ends here too: SIGTERM shut the
-         * connection for reading, and what had arrived is echoed. */
-        log_session_end(ctx->conn, ctx->bytes,
-                        session_stop_fd < 0 && terminate_requested ? "terminated" : "eof",
+        /* A drain ends here too: the connection was shut for reading,
+         * and what had arrived is echoed. */
+        log_session_end(ctx->conn, ctx->bytes, terminate_requested ? "terminated" : "eof",
                         0);
         *status = 0;
         return ROUND_ENDED;
@@ -266,30 +242,44 @@ echo_round(struct fault_ctx *ctx, const int connfd, char *buf, int *draining,
  * build without hooks.
  */
 static inline __attribute__((always_inline)) enum round
-rounds(struct fault_ctx *ctx, char *buf, int *draining, struct session_deadlines *dl,
+rounds(struct fault_ctx *ctx, char *buf, struct session_deadlines *dl,
        struct fault_hit *hit, int *status, const bool hooked)
 {
     const int connfd = ctx->fd; /* read once: the loop keeps it in a register */
     enum round r;
 
     do
-        r = echo_round(ctx, connfd, buf, draining, dl, hit, status, hooked);
+        r = echo_round(ctx, connfd, buf, dl, hit, status, hooked);
     while (r == ROUND_AGAIN);
     return r;
 }
 
 static __attribute__((noinline)) enum round
-rounds_hooked(struct fault_ctx *ctx, char *buf, int *draining,
+rounds_hooked(struct fault_ctx *ctx, char *buf,
               struct session_deadlines *dl, struct fault_hit *hit, int *status)
 {
-    return rounds(ctx, buf, draining, dl, hit, status, true);
+    return rounds(ctx, buf, dl, hit, status, true);
 }
 
 static __attribute__((noinline)) enum round
-rounds_idle(struct fault_ctx *ctx, char *buf, int *draining,
+rounds_idle(struct fault_ctx *ctx, char *buf,
               struct session_deadlines *dl, struct fault_hit *hit, int *status)
 {
-    return rounds(ctx, buf, draining, dl, hit, status, false);
+    return rounds(ctx, buf, dl, hit, status, false);
+}
+
+/* From here a drain shuts the connection for reading; one that began
+ * before is applied now. Unwatched before anything can close it: the
+ * descriptor's number may be reused. */
+static void session_watch(int fd, bool watching)
+{
+    if (session_threads) {
+        thread_session_watch(fd, watching);
+        return;
+    }
+    signals_session_fd(watching ? fd : -1);
+    if (watching && terminate_requested)
+        shutdown(fd, SHUT_RD);
 }
 
 /*
@@ -306,25 +296,17 @@ static int echo_session(struct fault_ctx *ctx, bool *closed)
     char buf[SESSION_BUFSIZE];
     struct fault_hit hit = FAULT_NO_HIT;
     struct session_deadlines dl;
-    int draining = 0, status = 0;
+    int status = 0;
     enum round r;
 
     *closed = false;
     deadlines_start(&dl);
-    /* A process session: from here SIGTERM shuts the connection (a drain);
-     * one that came before is taken now. Cleared before anything can
-     * close it: the descriptor's number may be reused. */
-    if (session_stop_fd < 0) {
-        signals_session_fd(ctx->fd);
-        if (terminate_requested)
-            shutdown(ctx->fd, SHUT_RD);
-    }
+    session_watch(ctx->fd, true);
     if (FAULT_ARMED())
-        r = rounds_hooked(ctx, buf, &draining, &dl, &hit, &status);
+        r = rounds_hooked(ctx, buf, &dl, &hit, &status);
     else
-        r = rounds_idle(ctx, buf, &draining, &dl, &hit, &status);
-    if (session_stop_fd < 0)
-        signals_session_fd(-1);
+        r = rounds_idle(ctx, buf, &dl, &hit, &status);
+    session_watch(ctx->fd, false);
     if (r == ROUND_ENDED)
         return status;
     /* An rst or close fault ended the session. */

@@ -111,9 +111,9 @@ TABLE = (
     Event(("lock_error", "drain_error", "child_table_error", "rlimit_error"),
           CALL_ERROR,
           "not expected: a prefork worker's pool lock failed (it exits 1 and is "
-          "replaced); the thread model could not wake its sessions; the child table could "
+          "replaced); the thread model could not watch a session's connection for its drain; the child table could "
           "not grow; poll/epoll could not raise RLIMIT_NOFILE",
-          unprovoked="a failing ppoll, mutex, eventfd write, realloc or setrlimit"),
+          unprovoked="a failing ppoll, mutex, realloc or setrlimit"),
     Event(("refused",), (CONN, opt("live", int), opt("error", str, "strerror")),
           "parent, at the max_conns limit, with live (thread: live sessions; prefork: the "
           "worker, live = busy workers); or with error, shed at EMFILE with the "
