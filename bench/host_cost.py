@@ -7,10 +7,13 @@ alike: (a) a harness Host (flhost: network + PID namespace, lo up), and
 (b) `ip netns add` + `ip -n NS link set lo up` + `ip netns del`. Also the
 cost of a host with echod started (until Echod.start() returns: its
 readiness line, then echod idle in ppoll) and stopped, and of the start
-alone. Prints medians
-and the ratio; nothing here is asserted.
+alone, and the floor under all of these: one exec of a small
+dynamically linked program and its wait (posix_spawn /bin/true), of which
+a host makes one (flhost keep) and echod's start two (flhost exec, then
+echod). Prints medians and the ratio; nothing here is asserted.
 """
 
+import os
 import statistics
 import subprocess
 import sys
@@ -42,6 +45,11 @@ def ip_netns():
     subprocess.run(["ip", "netns", "del", name], check=True)
 
 
+def one_exec():
+    pid = os.posix_spawn("/bin/true", ["/bin/true"], os.environ)
+    os.waitpid(pid, 0)
+
+
 def echod_ready(workdir, start_ms):
     """A host with echod up and stopped; start_ms gets the part from spawn
     to Echod.start() returning (its readiness line, then idle in ppoll)."""
@@ -56,18 +64,20 @@ def main():
     build.ensure_built()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        a, b, c, d = [], [], [], []
+        a, b, c, d, e = [], [], [], [], []
         for _ in range(rounds):
             a.append(ms(lambda: harness_host(work)))
             b.append(ms(ip_netns))
             c.append(ms(lambda: echod_ready(work, d)))
-    ma, mb, mc, md = (statistics.median(x) for x in (a, b, c, d))
+            e.append(ms(one_exec))
+    ma, mb, mc, md, me = (statistics.median(x) for x in (a, b, c, d, e))
     print(f"rounds: {rounds}")
     print(f"harness Host create+close     median {ma:6.2f} ms  (min {min(a):.2f})")
     print(f"ip netns add+lo up+del        median {mb:6.2f} ms  (min {min(b):.2f})")
     print(f"ratio ip netns / Host         {mb / ma:6.2f}x")
     print(f"Host + echod ready + SIGTERM  median {mc:6.2f} ms")
     print(f"  of which echod start to ready median {md:6.2f} ms  (min {min(d):.2f})")
+    print(f"one exec of /bin/true + wait  median {me:6.2f} ms  (min {min(e):.2f})")
 
 
 if __name__ == "__main__":
