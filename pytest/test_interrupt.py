@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -130,6 +131,27 @@ def thread_starts_outside_worker_thread(source, name):
                     and isinstance(f.value, ast.Name) and f.value.id in threading_names)):
             found.append(f"{name}:{node.lineno}")
     return found
+
+
+def test_a_worker_thread_is_born_with_ctrl_c_blocked(monkeypatch):
+    """Inherited from its creator, not blocked by the worker as its first
+    act: a SIGINT in between went to the worker and was lost (one CI run)."""
+    blocked_by = []
+    real = signal.pthread_sigmask
+
+    def recording(how, mask):
+        if how == signal.SIG_BLOCK:
+            blocked_by.append(threading.current_thread().name)
+        return real(how, mask)
+    monkeypatch.setattr(signal, "pthread_sigmask", recording)
+    seen = {}
+    thread = worker_thread(lambda: seen.update(worker=blocked_here()), name="born-blocked")
+    thread.start()
+    thread.join()
+    assert MAIN_THREAD_SIGNALS <= seen["worker"], f"the worker blocks only {seen['worker']}"
+    assert "born-blocked" not in blocked_by, (
+        f"the worker blocked the signals itself, after it began: {blocked_by}")
+    assert not MAIN_THREAD_SIGNALS & blocked_here(), "the creator kept them blocked"
 
 
 def test_every_thread_faultline_starts_is_a_worker_thread():

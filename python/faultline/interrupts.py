@@ -29,16 +29,28 @@ INTERRUPTS = (KeyboardInterrupt, SystemExit)
 # (join() sleeps on a lock the signal never touched), and CPython 3.11 can
 # even leave it unhandled once the main thread runs again: a run went on
 # for 15 s after SIGINT, inside a churn check whose connects ran in a
-# worker. Workers block these, so the main thread takes them.
+# worker. Workers block these, so the main thread takes them. They are
+# blocked from the worker's first instruction: it inherits them blocked
+# from its creator, which blocks them only around the thread's creation.
+# (A worker that blocked them itself, first thing, left a window: a SIGINT
+# taken there was never raised in the main thread, whose run went on to
+# the end, exit 1, in one CI run.) A signal that comes meanwhile waits,
+# pending, for the creator's unblock, and is then the main thread's.
 MAIN_THREAD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+class _WorkerThread(threading.Thread):
+    def start(self):
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, MAIN_THREAD_SIGNALS)
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def worker_thread(target, *args, name=None, daemon=False):
     """A thread running target(*args) with MAIN_THREAD_SIGNALS blocked."""
-    def run():
-        signal.pthread_sigmask(signal.SIG_BLOCK, MAIN_THREAD_SIGNALS)
-        target(*args)
-    return threading.Thread(target=run, name=name, daemon=daemon)
+    return _WorkerThread(target=target, args=args, name=name, daemon=daemon)
 
 
 class cleanup:
