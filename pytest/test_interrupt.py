@@ -234,9 +234,12 @@ def test_ctrl_c_at_a_random_instant_stops_the_run(tmp_path):
         started.unlink(missing_ok=True)
         log = tmp_path / f"run{run}.log"
         with open(log, "wb") as out:
+            # SIGINT at its default, as in a terminal's foreground pytest: a
+            # suite started in the background by a non-interactive shell
+            # (`... &`) has it ignored, and so would the inner run.
             inner = subprocess.Popen(
-                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                 "-o", "timeout=0", "test_inner.py"],
+                ["env", "--default-signal=INT", sys.executable, "-m", "pytest",
+                 "-p", "no:cacheprovider", "-q", "-o", "timeout=0", "test_inner.py"],
                 cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
         try:
