@@ -66,27 +66,21 @@ def test_a_rst_after_both_fins_were_acknowledged_resets_nothing():
     assert conn.rsts_from("server") and not conn.resets_from("server"), conn.describe()
 
 
-def test_a_rst_in_place_of_the_servers_fin_resets_the_connection():
-    conn = _segments(HANDSHAKE + [
-        ("client", "FA", 2116533504, 719550096),
-        ("server", "RA", 719550096, 2116533505)])
-    assert conn.resets_from("server"), conn.describe()
-
-
-def test_a_rst_before_the_servers_fin_was_acknowledged_resets_the_connection():
-    conn = _segments(HANDSHAKE + [
-        ("client", "FA", 2116533504, 719550096),
-        ("server", "FA", 719550096, 2116533505),
-        ("server", "R", 719550097, 0)])
-    assert conn.resets_from("server"), conn.describe()
-
-
-def test_a_rst_answering_the_clients_fin_after_the_servers_resets_the_connection():
-    # The server closed first and its FIN was acknowledged, but the client's
-    # later FIN drew a RST: the close was not completed in order.
-    conn = _segments(HANDSHAKE + [
-        ("server", "FA", 719550096, 2116533504),
-        ("client", "A", 2116533504, 719550097),
-        ("client", "FA", 2116533504, 719550097),
-        ("server", "R", 719550097, 0)])
+@pytest.mark.parametrize("after_handshake", [
+    # A RST in place of the server's FIN.
+    [("client", "FA", 2116533504, 719550096),
+     ("server", "RA", 719550096, 2116533505)],
+    # A RST before the server's FIN was acknowledged.
+    [("client", "FA", 2116533504, 719550096),
+     ("server", "FA", 719550096, 2116533505),
+     ("server", "R", 719550097, 0)],
+    # The server closed first and its FIN was acknowledged, but the
+    # client's later FIN drew a RST: the close was not completed in order.
+    [("server", "FA", 719550096, 2116533504),
+     ("client", "A", 2116533504, 719550097),
+     ("client", "FA", 2116533504, 719550097),
+     ("server", "R", 719550097, 0)],
+], ids=["in-place-of-the-fin", "before-its-fin-was-acked", "answering-the-clients-fin"])
+def test_a_rst_before_the_close_completed_resets_the_connection(after_handshake):
+    conn = _segments(HANDSHAKE + after_handshake)
     assert conn.resets_from("server"), conn.describe()

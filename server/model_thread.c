@@ -24,7 +24,6 @@
  * (a stall fault, a peer that does not read) die with the process.
  */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>

@@ -385,7 +385,7 @@ def not_serving(host, server, e):
     last, or where it listens if not on its port."""
     proc = server.proc
     if proc is not None and not proc.alive():
-        said = (stderr_tail(server, 1).lines if stderr_tail(server, 1) else [])
+        said = server.stderr_lines(1)
         return (f"the server ended ({status_words(proc.returncode)}) before it served on port "
                 f"{server.port}" + (f"; it said: {said[-1].strip()}" if said else ""))
     listening = sorted({s.local[1] for s in tcpstate.in_state(host.outer_pid, "LISTEN")})

@@ -208,14 +208,10 @@ def settle_window(ctx):
     return getattr(ctx, "settle", None) or DEFAULT_SETTLE
 
 
-def death(ctx):
-    return ctx.server.death()
-
-
 def died(ctx, during):
     """A failing verdict if the server has died (during: what the check was
     doing), else None."""
-    how = death(ctx)
+    how = ctx.server.death()
     if how is None:
         return None
     return Verdict(False, f"the server died {during}: {how}", death_evidence(ctx))
@@ -232,13 +228,13 @@ def death_evidence(ctx):
 def evidence_now(ctx):
     """The runner's evidence while the server lives; what is left of it
     (its stderr, the port's sockets) once it is dead."""
-    return ctx.evidence() if death(ctx) is None else death_evidence(ctx)
+    return ctx.evidence() if ctx.server.death() is None else death_evidence(ctx)
 
 
 def wrong_reply(ctx, summary, hexdump):
     """A failing verdict for a reply that is not the echo, saying so if
     the server has died meanwhile."""
-    dead = death(ctx)
+    dead = ctx.server.death()
     return Verdict(False, summary + (f"; the server died: {dead}" if dead else ""),
                    "\n".join(hexdump + [evidence_now(ctx)]))
 
@@ -331,7 +327,7 @@ def probe(ctx, data=b"still serving?\n"):
     """None when a new connection gets its echo; otherwise what happened
     instead, in words (the server died, the connect failed, the reply was
     wrong or short)."""
-    how = death(ctx)
+    how = ctx.server.death()
     if how:
         return f"the server died: {how}"
     try:
@@ -342,7 +338,7 @@ def probe(ctx, data=b"still serving?\n"):
         wrong = exchange(ctx, sock, data)
     if wrong is None:
         return None
-    how = death(ctx)
+    how = ctx.server.death()
     if how:
         return f"the server died: {how}"
     return f"a new connection sent {data!r} and {wrong}"
@@ -359,7 +355,7 @@ def closed_listeners(ctx, listening_on):
     """The listeners of listening_on the server has closed while still
     running: what a rate limit does (inetd's -R, xinetd's cps), where a
     crash would take the server with it."""
-    if death(ctx) is not None:
+    if ctx.server.death() is not None:
         return []
     return sorted(set(listening_on) - set(listeners(ctx)))
 
@@ -369,11 +365,11 @@ def listening_again(ctx, closed, relisten_wait):
     listening again 9.3 s later"): a rate limit lifts."""
     gone = time.monotonic()
     try:
-        wait_until(lambda: set(closed) <= set(listeners(ctx)) or death(ctx) is not None,
+        wait_until(lambda: set(closed) <= set(listeners(ctx)) or ctx.server.death() is not None,
                    relisten_wait, "the server to listen again")
     except WaitTimeout:
         return f"; not listening again {relisten_wait:g} s later"
-    dead = death(ctx)
+    dead = ctx.server.death()
     return (f"; listening again {time.monotonic() - gone:.1f} s later" if dead is None
             else f"; then it died: {dead}")
 
@@ -384,7 +380,7 @@ def connect_failure(ctx, e):
         now = listeners(ctx)
         if not now:
             return (f"was refused: nothing listens on port {ctx.port} any more "
-                    f"(the server {'is alive' if death(ctx) is None else 'is gone'})")
+                    f"(the server {'is alive' if ctx.server.death() is None else 'is gone'})")
         return f"was refused (ECONNREFUSED; listening on {', '.join(now)})"
     if isinstance(e, socket.timeout):
         queue = "; ".join(
@@ -822,7 +818,7 @@ def dead_peer_write(ctx, attempts=3):
     did = (f"after its client sent {sent:,} bytes without reading, half-closed "
            f"(the server's end in CLOSE_WAIT with {owed:,} bytes unsent) and reset")
     try:
-        wait_until(lambda: death(ctx) is not None or not holders(ctx, inode), window,
+        wait_until(lambda: ctx.server.death() is not None or not holders(ctx, inode), window,
                    "the server to die or let go of the reset connection")
     except WaitTimeout:
         held = holders(ctx, inode)
@@ -830,7 +826,7 @@ def dead_peer_write(ctx, attempts=3):
         return Verdict(True, f"the server survived; the reset connection is still held "
                              f"{window:g} s later by {who or 'no process'} (see "
                              f"session-ends)", "\n".join(stuck_rows(ctx, held)))
-    dead = death(ctx)
+    dead = ctx.server.death()
     if dead:
         return Verdict(False, f"the server died {did}: {dead}", death_evidence(ctx))
     problem = probe(ctx)
@@ -1076,7 +1072,7 @@ def descriptors(ctx):
     if wrong:
         return wrong_reply(ctx, wrong, [])
     try:
-        wait_until(lambda: death(ctx) is not None or ctx.server.fd_count() <= baseline,
+        wait_until(lambda: ctx.server.death() is not None or ctx.server.fd_count() <= baseline,
                    settle_window(ctx), "the descriptor count to return to its baseline")
     except WaitTimeout:
         grown = ctx.server.fd_count() - baseline
@@ -1167,7 +1163,7 @@ def churn(ctx, cycles=2000, seconds=20.0, relisten_wait=12.0):
     last = {}
 
     def settled():
-        if death(ctx) is not None:
+        if ctx.server.death() is not None:
             return True
         last.update(look())
         return weight(last) == 0
@@ -1222,7 +1218,7 @@ def churn_stopped(ctx, done, cycles, error, listening_on, relisten_wait):
     """The churn stopped short: how, and whether it is a rate limit (after a
     run of connections the server, alive, closes a listener, and opens it
     again later)."""
-    dead = death(ctx)
+    dead = ctx.server.death()
     if dead:
         return Verdict(False, f"the server died after {done:,} connect-and-close cycles: "
                               f"{dead}", death_evidence(ctx))
@@ -1253,7 +1249,7 @@ def session_gone(ctx, inode, until):
     socket inode (the session over) or for the server to die; returns the
     holders left."""
     try:
-        wait_until(lambda: death(ctx) is not None or not holders(ctx, inode),
+        wait_until(lambda: ctx.server.death() is not None or not holders(ctx, inode),
                    max(0.0, until - time.monotonic()), "the session to end")
         return []
     except WaitTimeout:

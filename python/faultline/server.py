@@ -270,14 +270,15 @@ class Server:
         reports for it."""
         if self.proc is None or self.pid is None or self.alive():
             return None
-        try:  # dead, and the shim about to report how
-            code = self.proc.wait(2.0)
-        except WaitTimeout:
-            code = None
         if self.pid == self.proc.pid:
+            code = self.final_status(wait=2.0)
             if code is None:
                 return "it is gone, and no exit status came within 2 s"
             return status_words(code)
+        try:  # the command it ran under, about to end or ended
+            code = self.proc.wait(2.0)
+        except WaitTimeout:
+            code = None
         shell = Path(self.proc.argv[0]).name in ("sh", "bash", "dash")
         if code is not None and shell and code > 128:
             return (f"killed by {signal_words(code - 128)}, as its shell reports it "
