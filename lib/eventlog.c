@@ -1,6 +1,7 @@
 #include "eventlog.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -251,7 +252,7 @@ void event_begin_at(struct event *ev, const char *name, long long sec,
  * (no clock, no getpid(), no formatting), so a fork child with no log
  * touches none of this code's pages, nor libc's, nor the vDSO's: each one
  * is a page fault per child. */
-void event_begin(struct event *ev, const char *name)
+static void begin_now(struct event *ev, const char *name, bool ask_pid)
 {
     struct timespec now;
 
@@ -262,7 +263,22 @@ void event_begin(struct event *ev, const char *name)
     }
     clock_gettime(CLOCK_REALTIME, &now); /* async-signal-safe (POSIX.1-2008) */
     event_begin_at(ev, name, (long long)now.tv_sec, now.tv_nsec / 1000,
-                   (long long)current_pid());
+                   (long long)(ask_pid ? getpid() : current_pid()));
+}
+
+void event_begin(struct event *ev, const char *name)
+{
+    begin_now(ev, name, false);
+}
+
+/* A signal sent to a process just forked is delivered as fork() returns in
+ * the child, before forget_pid() has run there: a handler stamping from the
+ * cache would put the parent's pid on the child's event (a fork child's
+ * SIGTERM logged as its parent's). Handlers run once per signal, not per
+ * connection, so they ask the kernel. */
+void event_begin_in_handler(struct event *ev, const char *name)
+{
+    begin_now(ev, name, true);
 }
 
 void event_int(struct event *ev, const char *key, long long value)

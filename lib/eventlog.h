@@ -38,6 +38,9 @@ int event_log_fd(void);
 
 /* Start an event stamped with the current time and pid. */
 void event_begin(struct event *ev, const char *name);
+/* The same from a signal handler: the pid is asked of the kernel, since a
+ * handler can run in a fork child before the cached pid is forgotten. */
+void event_begin_in_handler(struct event *ev, const char *name);
 /* Start an event with a given stamp (for tests and replays). */
 void event_begin_at(struct event *ev, const char *name, long long sec,
                     long usec, long long pid);

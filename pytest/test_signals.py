@@ -144,9 +144,10 @@ def test_sigterm_closes_the_listener_within_the_bound_under_saturating_streams(
 
 @pytest.mark.parametrize("model", SESSION_PROCESSES)
 def test_sigterm_reaches_every_busy_session_within_the_bound(host, model):
-    """A session process whose client never pauses always finds data in
-    its ppoll(): the SIGTERM its parent forwards must still start its
-    drain (its handler's signal event) within the bound."""
+    """A session process whose client never pauses always has data to
+    read: the SIGTERM its parent forwards must still start its drain (its
+    handler's signal event) within the bound. A SIGTERM that reaches a
+    child as its fork() returns must be logged with the child's pid."""
     with server_for(host, model, drain_ms=20000, stopped_by_test=True) as server:
         clients = start_streams(host, server)
         try:

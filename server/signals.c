@@ -169,7 +169,7 @@ static const char *signal_name(int signo)
 void log_signal(int signo)
 {
     struct event ev;
-    event_begin(&ev, "signal");
+    event_begin_in_handler(&ev, "signal");
     event_int(&ev, "signo", signo);
     event_str(&ev, "name", signal_name(signo));
     event_emit(&ev);

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -203,6 +205,58 @@ static void a_forked_child_stamps_its_own_pid(void **state)
     snprintf(want, sizeof want, ",\"pid\":%ld,", (long)child);
     if (strstr(got, want) == NULL)
         fail_msg("child's event %s lacks %s", got, want);
+}
+
+/* A signal sent to a process just forked runs its handler as fork()
+ * returns in the child, before fork's child handlers (forget_pid()) run.
+ * The raw system call makes a child in exactly that state: no child
+ * handler runs at all. There the cache still holds the parent's pid, and
+ * only a handler's event, which asks the kernel, names the child. */
+static void a_handler_in_a_child_not_yet_past_fork_stamps_the_childs_pid(void **state)
+{
+    int fds[2];
+    pid_t child;
+    char err[FL_ERRLEN], got[2 * EVENT_MAX] = "", want_child[64], want_parent[64];
+    struct event ev;
+    ssize_t n = 0, r;
+    int status;
+
+    assert_int_equal(event_log_open(log_path, err, sizeof err), 0);
+    event_begin(&ev, "parent"); /* the parent's pid is now cached */
+    assert_int_equal(pipe(fds), 0);
+#ifdef SYS_fork
+    child = (pid_t)syscall(SYS_fork);
+#else
+    child = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+#endif
+    assert_true(child >= 0);
+    if (child == 0) {
+        int ok = 1;
+
+        event_begin_in_handler(&ev, "in_handler");
+        event_end(&ev);
+        ok &= __real_write(fds[1], ev.buf, ev.len) == (ssize_t)ev.len;
+        event_begin(&ev, "cached");
+        event_end(&ev);
+        ok &= __real_write(fds[1], ev.buf, ev.len) == (ssize_t)ev.len;
+        _exit(ok ? 0 : 1);
+    }
+    close(fds[1]);
+    while ((r = read(fds[0], got + n, sizeof got - 1 - (size_t)n)) > 0)
+        n += r;
+    close(fds[0]);
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    snprintf(want_child, sizeof want_child, ",\"pid\":%ld,\"event\":\"in_handler\"",
+             (long)child);
+    snprintf(want_parent, sizeof want_parent, ",\"pid\":%ld,\"event\":\"cached\"",
+             (long)getpid());
+    if (strstr(got, want_child) == NULL)
+        fail_msg("the handler's event in child %ld lacks its pid: %s", (long)child, got);
+    /* The window is real: the cache still names the parent there. */
+    if (strstr(got, want_parent) == NULL)
+        fail_msg("expected the cached stamp to be the parent's (%ld): %s",
+                 (long)getpid(), got);
 }
 
 static void int_zero_prints_as_0(void **state)
@@ -652,8 +706,8 @@ int main(void)
         T(begin_at_prints_largest_microsecond),
         T(begin_stamps_the_current_pid),
         T(begin_with_the_log_closed_builds_nothing),
-    T(begin_with_the_log_closed_builds_nothing),
         T(a_forked_child_stamps_its_own_pid),
+        T(a_handler_in_a_child_not_yet_past_fork_stamps_the_childs_pid),
         T(int_zero_prints_as_0),
         T(int_negative_gets_a_minus_sign),
         T(int_llong_min_prints_every_digit),
