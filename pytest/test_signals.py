@@ -37,6 +37,15 @@ SESSION_PROCESSES = ["fork", "prefork"]
 
 SIGNAL_BOUND = 1.0
 WAIT_FOR_ANSWER = 10.0
+# Models whose listener waits in ppoll()/epoll_pwait() beside the doorbell.
+LISTENER_WAITS = ["thread", "poll", "epoll"]
+# Connections queued before SIGTERM, each accept slowed by ACCEPT_DELAY so
+# that most are still queued when it comes. After it: one accept batch of
+# the event loops (EVCONN_ACCEPT_BATCH, server/evconn.h), and those a
+# scheduling delay between reading the count and kill() lets in.
+BACKLOG = 300
+ACCEPT_DELAY = "delay=20ms@accept"
+ACCEPTS_AFTER_SIGTERM = 64 + 16
 STREAMS = 4
 SIGHUPS = 3
 # Each stream would run for hours; the test ends them long before.
@@ -175,4 +184,39 @@ def test_sigterm_reaches_every_busy_session_within_the_bound(host, model):
                 f"{latencies} s, bound {SIGNAL_BOUND} s")
         finally:
             end_streams(clients)
+        server.proc.wait(WAIT_FOR_ANSWER)
+
+
+@pytest.mark.parametrize("model", LISTENER_WAITS)
+def test_sigterm_stops_accepting_with_connections_still_queued(host, model):
+    """Connections queued faster than the server accepts them keep its
+    listener ready at every wait, so a SIGTERM pending there is delivered
+    only by the doorbell beside it (signals.c); without it the server
+    accepts the whole queue before it stops. Counted in accepts, not
+    seconds: after SIGTERM at most the accept batch under way (poll,
+    epoll: EVCONN_ACCEPT_BATCH) goes on, then the stop."""
+    with Echod(host, model=model, faults=[ACCEPT_DELAY], drain_ms=20000,
+               stopped_by_test=True) as server:
+        queued = []
+        try:
+            for _ in range(BACKLOG):
+                queued.append(host.connect(server.port))
+            before = len(server.events("accept"))
+            assert before < BACKLOG // 2, (
+                f"--model {model}: the server accepted {before} of {BACKLOG} "
+                f"queued connections before SIGTERM: too few left to tell")
+            server.send_signal(signal.SIGTERM)
+            wait_until(lambda: server.events("stop"), WAIT_FOR_ANSWER,
+                       "the stop event (the drain's start)",
+                       seen=lambda: f"{server.events()[-4:]}\n{server.ps()}")
+            log = server.events()
+            stop_at = next(i for i, e in enumerate(log) if e["event"] == "stop")
+            after = sum(e["event"] == "accept" for e in log[:stop_at]) - before
+            assert after <= ACCEPTS_AFTER_SIGTERM, (
+                f"--model {model}: {after} connections accepted between SIGTERM and "
+                f"the stop ({before} before, {BACKLOG} queued); at most "
+                f"{ACCEPTS_AFTER_SIGTERM} should be")
+        finally:
+            for sock in queued:
+                sock.close()
         server.proc.wait(WAIT_FOR_ANSWER)

@@ -245,21 +245,25 @@ int accept_numbered(int listenfd, long *counter, int flags, long *number)
     return connfd;
 }
 
-int next_connection(int listenfd, struct echod_options *opt, long *conn,
+int next_connection(int listenfd, int doorbell, struct echod_options *opt, long *conn,
                     const sigset_t *wait_mask)
 {
-    struct pollfd listener = { .fd = listenfd, .events = POLLIN };
+    struct pollfd wait_on[2] = { { .fd = listenfd, .events = POLLIN },
+                                 { .fd = doorbell, .events = POLLIN } };
 
     if (reload_requested && reload_config(opt))
         log_reload(opt);
-    if (ppoll(&listener, 1, NULL, wait_mask) < 0) {
+    if (ppoll(wait_on, 2, NULL, wait_mask) < 0) {
         if (errno == EINTR)
             return -1;
         die_errno("ppoll", "listening socket");
     }
     /* A flood of connects keeps the listener ready: take SIGTERM/SIGHUP
      * now, or never. */
-    signals_deliver_pending(wait_mask);
+    if (wait_on[1].revents & POLLIN)
+        signals_deliver_pending(wait_mask);
+    if (wait_on[0].revents == 0)
+        return -1;
     int connfd = accept_connection(listenfd, conn);
 
     if (connfd == ACCEPT_BACK_OFF)

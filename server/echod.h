@@ -118,8 +118,12 @@ void signals_wake_on_flag(void);
 /* The loop that reads the flags is over (the fork parent's drain): no
  * more wake-ups. */
 void signals_wake_off(void);
-/* After a wait that unblocks open_mask returned without EINTR: run the
- * handlers of what became pending meanwhile (a ready wait does not). */
+/* The descriptor a wait that unblocks open_mask watches beside its own:
+ * readable while a signal the wait lets in is pending, which a wait that
+ * returns ready descriptors leaves undelivered (signals.c). Dies on
+ * failure. */
+int signals_doorbell(const sigset_t *open_mask);
+/* The doorbell rang: run the handlers of what is pending. */
 void signals_deliver_pending(const sigset_t *open_mask);
 
 /* reap.c: SIGCHLD strategies; the child table the reapers maintain. */
@@ -166,8 +170,9 @@ int session_serve(int connfd, long conn, enum served_by by, long who, bool keep_
  * close(connfd). The leak rule: the process that accepted a connection
  * keeps it open when told to (--leak-connfd or leak@accept: keep_open;
  * a fork child is not that process, its parent is), and any process keeps
- * it when leak@before_close fires; an rst or close there closes it. */
-void session_close(int connfd, const struct fault_ctx *ctx, bool keep_open);
+ * it when leak@before_close fires; an rst or close there closes it.
+ * Returns false when connfd is still open (kept). */
+bool session_close(int connfd, const struct fault_ctx *ctx, bool keep_open);
 /* Sessions that are threads (the thread model sets it before its first
  * session): the main thread drains them, shutting for reading every
  * connection a session watches (thread_session_watch(), model_thread.c).
@@ -260,9 +265,10 @@ static inline enum sock_fault_effect socket_fault(struct fault_hit hit, int fd, 
 }
 #endif
 /* The top of a blocking model's accept loop: reload if SIGHUP asked,
- * wait in ppoll() (the only place the loop's signals are unblocked), take
- * one connection. Returns it, or -1 when there is none this time. */
-int next_connection(int listenfd, struct echod_options *opt, long *conn,
+ * wait in ppoll() on the listener and the doorbell (the only place the
+ * loop's signals are unblocked), take one connection. Returns it, or -1
+ * when there is none this time. */
+int next_connection(int listenfd, int doorbell, struct echod_options *opt, long *conn,
                     const sigset_t *wait_mask);
 /* A CLOCK_MONOTONIC deadline ms from now; the time left until it (false
  * once it has passed). For drains: ppoll() takes the time left. */

@@ -323,15 +323,18 @@ bool evconn_drain(struct evconn *c)
     return evconn_handle(c, 0);
 }
 
-void evconn_close(struct evconn *c)
+bool evconn_close(struct evconn *c)
 {
+    bool closed = true;
+
     /* A leak stays open for the server's life (in the fork model the
      * child would exit right after; here nobody does). */
     if (c->fd >= 0)
-        session_close(c->fd, &c->ctx, (c->flags & EVCONN_LEAK) != 0);
+        closed = session_close(c->fd, &c->ctx, (c->flags & EVCONN_LEAK) != 0);
     c->fd = -1;
     unlink_conn(c);
     free(c);
+    return closed;
 }
 
 void evconn_discard(struct evconn *c)

@@ -113,8 +113,9 @@ bool evconn_drain(struct evconn *c);
 void evconn_fail(struct evconn *c, int errnum);
 
 /* After the session is over and the loop has forgotten c: the before_close
- * hook, close() (unless leaked or already closed by a fault), free. */
-void evconn_close(struct evconn *c);
+ * hook, close() (unless leaked or already closed by a fault), free.
+ * Returns false when its descriptor is left open (leaked). */
+bool evconn_close(struct evconn *c);
 
 /* The drain deadline passed: close without hooks or events, free. */
 void evconn_discard(struct evconn *c);

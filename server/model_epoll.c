@@ -9,9 +9,9 @@
  * RLIMIT_NOFILE is raised to the hard limit at start ("rlimit" event).
  *
  * Signals: SIGTERM, SIGINT and SIGHUP are unblocked only inside
- * epoll_pwait(), as in the fork model's ppoll(), and delivered after a wait
- * that returned ready descriptors (signals_deliver_pending()). SIGHUP re-reads --config
- * (faults are process-wide: every connection's next hook sees the new
+ * epoll_pwait(); one left pending by a wait that returned ready descriptors
+ * rings the doorbell registered beside them (signals.c). SIGHUP re-reads
+ * --config (faults are process-wide: every connection's next hook sees the new
  * ones). SIGTERM closes the listener ("stop"), lets each connection echo
  * what has already arrived, closes it and exits 0; sessions still open
  * after --drain-timeout are closed unfinished ("drain_timeout"). A fault's
@@ -51,13 +51,16 @@ static int arm(int epfd, struct evconn *c, int op)
     return 0;
 }
 
-/* The session is over: unregister, then close. DEL matters for a leaked
- * descriptor, which stays open and would keep being reported. */
+/* The session is over: close, which unregisters the descriptor, as the
+ * minimal server does. One left open (a leak) would go on being reported
+ * with a freed pointer: it alone is unregistered, before anything waits
+ * again. */
 static void finish(int epfd, struct evconn *c)
 {
-    if (c->fd >= 0)
-        epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    evconn_close(c);
+    int fd = c->fd;
+
+    if (!evconn_close(c) && fd >= 0)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
 /* After evconn_handle() or evconn_drain() said `over`: close, or re-arm. */
@@ -89,7 +92,8 @@ static void serve_one(int epfd, struct evconn *c, uint32_t re)
 static bool accept_ready(int epfd, int listenfd, const struct echod_options *opt,
                          long *nconn)
 {
-    for (int i = 0; i < EVCONN_ACCEPT_BATCH; i++) {
+    /* No new connection once SIGTERM is taken (a fault may slow each one). */
+    for (int i = 0; i < EVCONN_ACCEPT_BATCH && !terminate_requested; i++) {
         struct evconn *c = NULL;
         enum evconn_accept_status st = evconn_accept(listenfd, opt, nconn, &c);
 
@@ -129,11 +133,12 @@ static int timeout_ms(const struct timespec *left)
 int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_mask)
 {
     struct epoll_event listener = { .events = EPOLLIN, .data.ptr = NULL };
+    struct epoll_event doorbell = { .events = EPOLLIN };
     struct epoll_event ready[EPOLL_BATCH];
     struct timespec deadline = { 0, 0 }, left, resume = { 0, 0 }, pause_left;
     bool stopping = false, paused = false;
     long nconn = 0;
-    int epfd;
+    int epfd, doorbell_fd;
 
     evconn_raise_nofile();
     epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -141,9 +146,13 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
         die_errno("epoll_create1", NULL);
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, listenfd, &listener) < 0)
         die_errno("epoll_ctl", "listening socket");
+    doorbell.data.ptr = &doorbell;
+    doorbell_fd = signals_doorbell(wait_mask);
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, doorbell_fd, &doorbell) < 0)
+        die_errno("epoll_ctl", "pending-signal doorbell");
 
     for (;;) {
-        bool accept_now = false;
+        bool accept_now = false, ring = false;
         struct timespec expiry;
         struct evconn *late;
         int timeout = -1, n;
@@ -189,15 +198,13 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
                 continue;
             die_errno("epoll_pwait", "connections");
         }
-        /* Saturating streams keep some descriptor ready at every wait,
-         * and a ready epoll_pwait() leaves SIGTERM/SIGHUP pending
-         * (signals.c). The batch is served first: it was taken. */
-        signals_deliver_pending(wait_mask);
         for (int i = 0; i < n; i++) {
             /* Each descriptor appears once per batch, and nothing is
              * accepted until the batch is done: ptr is never stale. */
             if (ready[i].data.ptr == NULL)
                 accept_now = true;
+            else if (ready[i].data.ptr == &doorbell)
+                ring = true;
             else
                 serve_one(epfd, ready[i].data.ptr, ready[i].events);
         }
@@ -205,12 +212,18 @@ int serve_epoll(int listenfd, struct echod_options *opt, const sigset_t *wait_ma
          * pointers must not outlive what they point to. */
         while ((late = evconn_expired()) != NULL)
             finish(epfd, late);
+        /* Saturating streams keep some descriptor ready at every wait,
+         * and a ready epoll_pwait() leaves SIGTERM/SIGHUP pending
+         * (signals.c). After the batch: it was taken. */
+        if (ring)
+            signals_deliver_pending(wait_mask);
         if (accept_now && !stopping && !accept_ready(epfd, listenfd, opt, &nconn)) {
             epoll_ctl(epfd, EPOLL_CTL_DEL, listenfd, NULL);
             resume = deadline_after(EVCONN_ACCEPT_PAUSE_MS);
             paused = true;
         }
     }
+    close(doorbell_fd);
     close(epfd);
     return 0;
 }

@@ -10,9 +10,10 @@
  *
  * Signals: SIGTERM, SIGINT and SIGHUP are unblocked only inside ppoll(), as
  * in the fork model, so a request cannot fall between the flag check and
- * the wait, and delivered after a ppoll() that returned ready descriptors
- * (signals_deliver_pending()), which busy sessions make every wait do. SIGHUP re-reads --config; faults are process-wide here, so the
- * new ones apply at every connection's next hook. SIGTERM closes the
+ * the wait; one left pending by a ppoll() that returned ready descriptors
+ * (busy sessions make every wait do so) rings the doorbell beside them
+ * (signals.c). SIGHUP re-reads --config; faults are process-wide here, so
+ * the new ones apply at every connection's next hook. SIGTERM closes the
  * listener ("stop"), lets each connection echo what has already arrived,
  * closes it, and exits 0; sessions still open after --drain-timeout are
  * closed unfinished ("drain_timeout"). A fault's delay or stall, or a
@@ -29,8 +30,11 @@
 #include "die.h"
 #include "echod.h"
 
-/* fds[0] is the listener (fd -1 once closed: poll() skips it); fds[i] for
- * i >= 1 is conns[i]'s socket. */
+/* fds[LISTENER] is the listener (fd -1 once closed: poll() skips it),
+ * fds[DOORBELL] the pending-signal doorbell (signals.c); fds[i] for
+ * i >= FIRST_CONN is conns[i]'s socket. */
+enum { LISTENER, DOORBELL, FIRST_CONN };
+
 struct poll_set {
     struct pollfd *fds;
     struct evconn **conns;
@@ -97,7 +101,7 @@ static void serve_ready(struct poll_set *set)
 {
     /* Downwards: set_close() moves the last entry, already served, into
      * the hole. */
-    for (size_t i = set->n; i-- > 1;) {
+    for (size_t i = set->n; i-- > FIRST_CONN;) {
         short re = set->fds[i].revents;
         unsigned events = 0;
 
@@ -124,7 +128,8 @@ static void serve_ready(struct poll_set *set)
 static bool accept_ready(struct poll_set *set, int listenfd,
                          const struct echod_options *opt, long *nconn)
 {
-    for (int i = 0; i < EVCONN_ACCEPT_BATCH; i++) {
+    /* No new connection once SIGTERM is taken (a fault may slow each one). */
+    for (int i = 0; i < EVCONN_ACCEPT_BATCH && !terminate_requested; i++) {
         struct evconn *c = NULL;
         enum evconn_accept_status st = evconn_accept(listenfd, opt, nconn, &c);
 
@@ -153,9 +158,9 @@ static void expire(struct poll_set *set)
 static void stop(struct poll_set *set, int listenfd, long nconn)
 {
     close(listenfd);
-    set->fds[0].fd = -1;
+    set->fds[LISTENER].fd = -1;
     log_stop(nconn);
-    for (size_t i = set->n; i-- > 1;)
+    for (size_t i = set->n; i-- > FIRST_CONN;)
         settle(set, i, evconn_drain(set->conns[i]));
 }
 
@@ -169,9 +174,10 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
     evconn_raise_nofile();
     if (set_grow(&set) < 0)
         die_errno("realloc", "pollfd array");
-    set.fds[0] = (struct pollfd){ .fd = listenfd, .events = POLLIN };
-    set.conns[0] = NULL;
-    set.n = 1;
+    set.fds[LISTENER] = (struct pollfd){ .fd = listenfd, .events = POLLIN };
+    set.fds[DOORBELL] = (struct pollfd){ .fd = signals_doorbell(wait_mask), .events = POLLIN };
+    set.conns[LISTENER] = set.conns[DOORBELL] = NULL;
+    set.n = FIRST_CONN;
 
     for (;;) {
         struct timespec *timeout = NULL, expiry;
@@ -182,11 +188,11 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
             deadline = deadline_after(opt->drain_ms);
         }
         if (stopping) {
-            if (set.n == 1)
+            if (set.n == FIRST_CONN)
                 break;
             if (!time_left(&deadline, &left)) {
-                log_drain_timeout(set.n - 1);
-                for (size_t i = 1; i < set.n; i++)
+                log_drain_timeout(set.n - FIRST_CONN);
+                for (size_t i = FIRST_CONN; i < set.n; i++)
                     evconn_discard(set.conns[i]);
                 break;
             }
@@ -198,7 +204,7 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
         /* After an accept pause the listener rejoins the wait; until
          * then the wait ends in time for it. */
         if (paused && !stopping && !time_left(&resume, &pause_left)) {
-            set.fds[0].fd = listenfd;
+            set.fds[LISTENER].fd = listenfd;
             paused = false;
         }
         if (paused && !stopping &&
@@ -214,15 +220,18 @@ int serve_poll(int listenfd, struct echod_options *opt, const sigset_t *wait_mas
         }
         /* Saturating streams keep some descriptor ready at every wait,
          * and a ready ppoll() leaves SIGTERM/SIGHUP pending (signals.c). */
-        signals_deliver_pending(wait_mask);
+        if (set.fds[DOORBELL].revents & POLLIN)
+            signals_deliver_pending(wait_mask);
         serve_ready(&set);
         expire(&set);
-        if ((set.fds[0].revents & POLLIN) && !accept_ready(&set, listenfd, opt, &nconn)) {
-            set.fds[0].fd = -1; /* poll() skips it */
+        if ((set.fds[LISTENER].revents & POLLIN) &&
+            !accept_ready(&set, listenfd, opt, &nconn)) {
+            set.fds[LISTENER].fd = -1; /* poll() skips it */
             resume = deadline_after(EVCONN_ACCEPT_PAUSE_MS);
             paused = true;
         }
     }
+    close(set.fds[DOORBELL].fd);
     free(set.fds);
     free(set.conns);
     return 0;

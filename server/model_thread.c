@@ -167,6 +167,7 @@ int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_m
     pthread_attr_t attr;
     sigset_t session_mask;
     long conn = 0;
+    int doorbell;
 
     session_threads = true;
 
@@ -190,12 +191,13 @@ int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_m
     sigaddset(&session_mask, SIGHUP);
     sigaddset(&session_mask, SIGCHLD);
     Sigprocmask(SIG_BLOCK, &session_mask, NULL);
+    doorbell = signals_doorbell(wait_mask);
 
     while (!terminate_requested) {
         bool leak;
         int connfd, rc;
 
-        connfd = next_connection(listenfd, opt, &conn, wait_mask);
+        connfd = next_connection(listenfd, doorbell, opt, &conn, wait_mask);
         if (connfd < 0)
             continue;
         if (over_limit_count(opt, conn, connfd, live_count()))
@@ -215,6 +217,7 @@ int serve_thread(int listenfd, struct echod_options *opt, const sigset_t *wait_m
     }
 
     close(listenfd);
+    close(doorbell);
     log_stop(conn);
     drain(opt);
     pthread_attr_destroy(&attr);

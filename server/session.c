@@ -316,16 +316,18 @@ static int echo_session(struct fault_ctx *ctx, bool *closed)
     return 0;
 }
 
-void session_close(int connfd, const struct fault_ctx *ctx, bool keep_open)
+bool session_close(int connfd, const struct fault_ctx *ctx, bool keep_open)
 {
     struct fault_hit hit = FAULT_HOOK(FP_BEFORE_CLOSE, ctx);
 
     if (hit.action == FA_LEAK)
-        return;
+        return false;
     if (hit.action != FA_NONE && socket_fault(hit, connfd, ctx->conn) == SOCK_FAULT_CLOSED)
-        return;
-    if (!keep_open)
-        close(connfd);
+        return true;
+    if (keep_open)
+        return false;
+    close(connfd);
+    return true;
 }
 
 /* The events that open and close a connection's life, by who serves it.

@@ -8,15 +8,17 @@
  * - The event loops, the thread model and the prefork master keep SIGTERM,
  *   SIGINT and SIGHUP blocked except inside their wait (ppoll(),
  *   epoll_pwait()), which unblocks them atomically. Under load that is not
- *   enough: when such a wait returns ready descriptors, Linux restores the
- *   blocked mask without delivering a signal that became pending during
- *   the wait (only an EINTR return delivers it). A loop whose wait always
- *   has something ready (a saturating stream, a flood of connects) would
- *   keep the signal pending forever. So every wait that can return ready
- *   is followed by signals_deliver_pending(): one sigpending() per
- *   wake-up, and only when one of the wait's signals is pending, a brief
- *   unblock that runs its handler.
- *
+ *   enough: when such a wait finds descriptors ready, Linux returns them
+ *   and restores the blocked mask without delivering a signal pending
+ *   then (only an EINTR return delivers it). A loop whose wait always has
+ *   something ready (a saturating stream, a flood of connects) would keep
+ *   the signal pending forever. So every wait that can return ready also
+ *   watches a doorbell (signals_doorbell()): a signalfd over those
+ *   signals, readable while one of them is pending. Nothing is ever read
+ *   from it (the handlers take every signal); when the wait reports it,
+ *   signals_deliver_pending() unblocks briefly and the handler runs. No
+ *   system call per wake-up: the previous sigpending() after every ready
+ *   wait was two of the poll model's ten per connection.
  * - The blocking processes (the fork parent and its children, the prefork
  *   workers) leave SIGTERM unblocked and wait in plain accept() and recv(),
  *   the minimal server's two system calls, with no wait and no mask change
@@ -50,6 +52,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -212,23 +215,30 @@ static void note_sigpipe(int signo)
     log_signal(signo);
 }
 
-void signals_deliver_pending(const sigset_t *open_mask)
+int signals_doorbell(const sigset_t *open_mask)
 {
     /* The signals echod blocks outside its waits: no other can be left
-     * pending by a ready wait. Four looks, not NSIG: this runs per line. */
+     * pending by a ready wait. */
     static const int held[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
-    sigset_t pending, blocked;
-    bool waiting = false;
+    sigset_t rings;
+    int fd;
 
-    if (sigpending(&pending) < 0)
-        return;
-    /* Only what the wait would have let in: a signal this thread keeps
-     * blocked even there (SIGTERM in a thread session) is not ours. */
-    for (size_t i = 0; i < sizeof held / sizeof held[0] && !waiting; i++)
-        waiting = sigismember(&pending, held[i]) == 1 &&
-                  sigismember(open_mask, held[i]) == 0;
-    if (!waiting)
-        return;
+    /* Only what the wait lets in: a signal this thread keeps blocked even
+     * there is not the wait's to deliver. */
+    sigemptyset(&rings);
+    for (size_t i = 0; i < sizeof held / sizeof held[0]; i++)
+        if (sigismember(open_mask, held[i]) == 0)
+            sigaddset(&rings, held[i]);
+    fd = signalfd(-1, &rings, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd < 0)
+        die_errno("signalfd", "pending-signal doorbell");
+    return fd;
+}
+
+void signals_deliver_pending(const sigset_t *open_mask)
+{
+    sigset_t blocked;
+
     /* The handlers run on the way out of the first call. */
     pthread_sigmask(SIG_SETMASK, open_mask, &blocked);
     pthread_sigmask(SIG_SETMASK, &blocked, NULL);
