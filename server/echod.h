@@ -159,7 +159,8 @@ void config_apply(struct echod_config *cfg, uint64_t fault_seed);
  *   child    child_start {conn} ... child_exit {conn, status}
  *   thread   thread_start {conn, tid} ... thread_exit {conn, tid, status}
  *   worker   session_start {conn, worker}, no event at the end
- * `who` is the tid or the worker's slot (ignored for a child). */
+ * `who` is the worker's slot (a thread's tid is asked when its event is
+ * logged; ignored for a child). */
 enum served_by { SERVED_BY_CHILD, SERVED_BY_THREAD, SERVED_BY_WORKER };
 /* The start event, the child_start hook, the echo session until EOF,
  * error, fault or termination, then session_close() unless a fault already

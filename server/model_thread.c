@@ -117,7 +117,7 @@ static void *session_thread(void *p)
     struct session_arg arg = *(struct session_arg *)p;
 
     free(p);
-    session_serve(arg.connfd, arg.conn, SERVED_BY_THREAD, (long)gettid(), arg.leak);
+    session_serve(arg.connfd, arg.conn, SERVED_BY_THREAD, 0, arg.leak);
     live_add(-1);
     return NULL;
 }

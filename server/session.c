@@ -348,6 +348,9 @@ static void log_life(const char *name, long conn, enum served_by by, long who,
 
     event_begin(&ev, name);
     event_int(&ev, "conn", conn);
+    /* A thread's tid costs a system call: asked only for a log. */
+    if (by == SERVED_BY_THREAD && !ev.off)
+        who = (long)gettid();
     if (lives[by].who_key)
         event_int(&ev, lives[by].who_key, who);
     if (status)
