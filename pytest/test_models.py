@@ -107,7 +107,7 @@ def test_fault_hooks_fire_in_every_model(host, model):
 # --- prefork: the master reaps and respawns ----------------------------------
 
 def serving_worker(host, server, sock):
-    pid, = faults.serving_process(host, sock.getsockname())
+    pid, = faults.serving_pids(host, sock.getsockname())
     return pid
 
 

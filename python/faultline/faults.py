@@ -2,6 +2,7 @@
 they work on any server, including ones faultline did not build.
 
     serving_process(host, client_addr)   who holds the server end of a connection
+    serving_pids(host, client_addr)      those of them serving it (no ancestor)
     kill_serving / stop_serving / cont   signal that process (SIGKILL, SIGSTOP, SIGCONT)
     abort_socket(host, local, remote)    `ss -K`: the kernel aborts one socket
     forge_rst(host, client, server)      a RST with the live sequence number (scapy)
@@ -89,6 +90,13 @@ def serving_process(host, client_addr, timeout=2.0):
         ) from None
     leaked = _leaked(found)
     return [p for p in found if p not in leaked] + sorted(leaked)
+
+
+def serving_pids(host, client_addr, timeout=2.0):
+    """The processes serving the connection: serving_process() without an
+    ancestor that holds a copy too, whether it leaked it or, a forking
+    parent just back from fork(), has not closed it yet."""
+    return _pick(serving_process(host, client_addr, timeout), every_holder=False)
 
 
 def _signal(host, pid, signo):
