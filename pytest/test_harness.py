@@ -326,7 +326,7 @@ def test_server_fixture_fails_a_server_that_crashed(host):
             sock.sendall(b"ping\n")
             assert sock.recv(16) == b"", "the server died: EOF"
     text = str(raised.value)
-    assert f"(pid {server.pid}) died during the test: killed by SIGKILL" in text, text
+    assert f"(pid {server.pid}) died during the test: killed by signal 9 (SIGKILL)" in text, text
 
 
 def test_server_fixture_checks_the_exit_of_a_server_the_test_ends(host):
@@ -334,7 +334,7 @@ def test_server_fixture_checks_the_exit_of_a_server_the_test_ends(host):
         with Echod(host, stopped_by_test=True) as server:
             server.send_signal(signal.SIGKILL)
     text = str(raised.value)
-    assert "killed by SIGKILL when the test ended it, expected exit status 0" in text, text
+    assert "killed by signal 9 (SIGKILL) when the test ended it, expected exit status 0" in text, text
 
 
 def test_server_fixture_refuses_a_leftover_it_does_not_know(host):

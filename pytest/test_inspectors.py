@@ -159,13 +159,13 @@ def test_server_inspectors_on_a_dead_server_say_how_it_died(host):
     server.send_signal(signal.SIGUSR1)
     server.proc.wait(5.0)
     seen = inspect_all(server)
-    died = f"server pid {server.pid} has exited: killed by SIGUSR1"
+    died = f"server pid {server.pid} has exited: killed by signal 10 (SIGUSR1)"
     assert server.ended() == died
     assert f"({died})" in seen["ps"] and f"({died})" in seen["fd_table"], seen
     assert seen["fd_count"] == 0 and seen["children"] == [] == seen["zombies"], seen
     assert "LISTEN" not in seen["sockets"], seen["sockets"]
     assert server.terminate(check=False) == -signal.SIGUSR1
-    assert str(server.ending) == "had already ended: killed by SIGUSR1", server.ending
+    assert str(server.ending) == "had already ended: killed by signal 10 (SIGUSR1)", server.ending
 
 
 def test_a_server_behind_a_wrapper_is_read_from_its_zombie(host):
@@ -176,7 +176,7 @@ def test_a_server_behind_a_wrapper_is_read_from_its_zombie(host):
     server.send_signal(signal.SIGUSR1)
     wait_until(lambda: procs.state(server.pid) == "Z", 5.0, "the server's zombie",
                seen=server.ps)
-    assert server.ended() == f"server pid {server.pid} has exited: killed by SIGUSR1"
+    assert server.ended() == f"server pid {server.pid} has exited: killed by signal 10 (SIGUSR1)"
     assert "<defunct>" in server.ps(), server.ps()
     server.terminate(check=False)
 
@@ -186,7 +186,7 @@ def test_terminate_kills_a_server_that_ignores_sigterm_and_says_so(host):
     assert server.terminate(check=False, kill_after=0.2) == -signal.SIGKILL
     assert server.ending.killed and server.ending.grace == 0.2, server.ending
     assert str(server.ending).startswith(
-        "still running 0.2 s after SIGTERM: sent SIGKILL, killed by SIGKILL"), server.ending
+        "still running 0.2 s after SIGTERM: sent SIGKILL, killed by signal 9 (SIGKILL)"), server.ending
 
 
 def test_terminate_with_check_fails_a_server_that_needed_sigkill(host):
@@ -194,14 +194,14 @@ def test_terminate_with_check_fails_a_server_that_needed_sigkill(host):
     server.start()
     with pytest.raises(ServerCrashed, match="sent SIGKILL") as raised:
         server.terminate(kill_after=0.2)
-    assert "killed by SIGKILL after SIGTERM" in str(raised.value), raised.value
+    assert "killed by signal 9 (SIGKILL) after SIGTERM" in str(raised.value), raised.value
 
 
 def test_terminate_of_a_server_that_stops_needs_no_sigkill(host):
     server = Server(host, [zoo("fork_correct"), "9877"], 9877).start()
     assert server.terminate(check=False) == -signal.SIGTERM
     assert not server.ending.killed and not server.ending.already, server.ending
-    assert str(server.ending).startswith("killed by SIGTERM "), server.ending
+    assert str(server.ending).startswith("killed by signal 15 (SIGTERM) "), server.ending
 
 
 def test_the_fixture_counts_a_child_that_becomes_a_zombie_between_its_looks(host):

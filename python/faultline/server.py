@@ -70,18 +70,6 @@ class ServerLeftBehind(ServerCheckFailed):
     that the test did not declare with `leaves`."""
 
 
-def describe_status(code):
-    """An exit status as Proc.returncode gives it, in words."""
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit status {code}"
-
-
 def signal_words(signo):
     """'signal 13 (SIGPIPE)'."""
     try:
@@ -92,8 +80,10 @@ def signal_words(signo):
 
 
 def status_words(code):
-    """An exit status as Proc.returncode gives it (-N: killed by signal N),
-    in the words a check's verdict uses."""
+    """An exit status as Proc.returncode gives it (-N: killed by signal N;
+    None: not yet), in the words every verdict and failure uses."""
+    if code is None:
+        return "still running"
     if code < 0:
         return f"killed by {signal_words(-code)}"
     return f"exit status {code}"
@@ -115,13 +105,13 @@ class Ending:
 
     def __str__(self):
         if self.already:
-            return f"had already ended: {describe_status(self.status)}"
+            return f"had already ended: {status_words(self.status)}"
         if self.killed:
-            then = (describe_status(self.status) if self.status is not None
+            then = (status_words(self.status) if self.status is not None
                     else f"and still not gone {KILL_WAIT:g} s later")
             return (f"still running {self.grace:g} s after SIGTERM: sent SIGKILL, "
                     f"{then} ({self.seconds:.2f} s in all)")
-        return f"{describe_status(self.status)} {self.seconds:.2f} s after SIGTERM"
+        return f"{status_words(self.status)} {self.seconds:.2f} s after SIGTERM"
 
 
 def first_rows(rows, where, limit=SCREENFUL_ROWS):
@@ -319,11 +309,11 @@ class Server:
             if self.proc.alive():
                 return None
             return (f"{self.name} (pid {self.proc.pid}) exited before listening: "
-                    f"{describe_status(self.final_status())}")
+                    f"{status_words(self.final_status())}")
         if self.alive():
             return None
         status = self.final_status()
-        how = (describe_status(status) if status is not None
+        how = (status_words(status) if status is not None
                else "status unknown (its parent reaped it)")
         return f"server pid {self.pid} has exited: {how}"
 
@@ -333,7 +323,7 @@ class Server:
             said = self.proc.stderr().strip().splitlines()[-SCREENFUL_ROWS:]
             raise ServerCrashed(
                 f"{self.name} (pid {self.pid}) died during the test: "
-                f"{describe_status(status)}\nthe end of its stderr "
+                f"{status_words(status)}\nthe end of its stderr "
                 f"({self.proc.stderr_path}):\n" + "\n".join(said or ["(empty)"]))
 
     def exit_timeout(self):
@@ -407,8 +397,8 @@ class Server:
             how = (f" ({self.ending})" if self.ending is not None
                    and (self.ending.killed or self.ending.already) else "")
             raise ServerCrashed(
-                f"{self.name} ended with {describe_status(code)} {when}{how}, expected "
-                f"{describe_status(self.exit_status)}; stderr:\n{self.proc.stderr()}")
+                f"{self.name} ended with {status_words(code)} {when}{how}, expected "
+                f"{status_words(self.exit_status)}; stderr:\n{self.proc.stderr()}")
 
     # --- the check at exit ----------------------------------------------
 
