@@ -11,7 +11,7 @@ import pytest
 from faultline import faults, procs, tcpstate
 from faultline.clients import echo
 from faultline.echod import Echod
-from faultline.waiting import wait_until
+from faultline.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.models
 
@@ -73,6 +73,36 @@ def test_sigterm_ends_an_idle_session_without_waiting_out_the_drain(host, model)
         assert [e["reason"] for e in ends] == ["terminated"], ends
         sock.settimeout(5.0)
         assert sock.recv(16) == b"", "then EOF"
+
+
+@pytest.mark.shutdown
+@pytest.mark.parametrize("model", ["fork", "thread", "prefork"])
+def test_a_session_that_starts_after_sigterm_ends_without_waiting_out_the_drain(
+        host, model):
+    """SIGTERM comes while a session is held in its child_start hook, before
+    it is watched: the drain (the handler's shutdown, or the thread drain's
+    loop) cannot see it then. Once it starts, it must see the drain begun
+    and shut its own connection, not sleep in recv() to the deadline."""
+    with Echod(host, model=model, faults=["delay=1s@child_start"], drain_ms=20000,
+               stopped_by_test=True) as server:
+        sock = host.connect(server.port)
+        wait_until(lambda: [e for e in server.events("fault")
+                            if e["point"] == "child_start"], 5.0,
+                   "the session to be held in its child_start delay",
+                   seen=lambda: server.events()[-4:])
+        server.send_signal(signal.SIGTERM)
+        try:
+            code = server.proc.wait(10.0)
+        except WaitTimeout:
+            code = None
+        names = [e["event"] for e in server.events()]
+        assert code == 0 and "drain_timeout" not in names, (
+            f"--model {model}: {'still running 10 s' if code is None else f'exit {code}'} "
+            f"after SIGTERM; the session that started after it was left to the "
+            f"drain's deadline: {names[-8:]}")
+        assert [e["reason"] for e in server.events("session_end")] == ["terminated"], (
+            server.events("session_end"))
+        sock.close()
 
 
 @pytest.mark.reload

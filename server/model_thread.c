@@ -85,9 +85,6 @@ void thread_session_watch(int connfd, bool watching)
     } else {
         watched[watched_n++] = connfd;
     }
-    /* The drain has begun (the flag is set before it takes the lock). */
-    if (watching && terminate_requested)
-        shutdown(connfd, SHUT_RD);
     pthread_mutex_unlock(&live_lock);
 }
 

@@ -269,15 +269,17 @@ rounds_idle(struct fault_ctx *ctx, char *buf,
 }
 
 /* From here a drain shuts the connection for reading; one that began
- * before is applied now. Unwatched before anything can close it: the
- * descriptor's number may be reused. */
+ * before is applied now: its flag is set before it looks at the watched
+ * connections (the handler's, or the thread drain's under the lock this
+ * registration takes), so a drain that missed this one is seen here. Both
+ * may shut it: a second shutdown() changes nothing. Unwatched before
+ * anything can close it: the descriptor's number may be reused. */
 static void session_watch(int fd, bool watching)
 {
-    if (session_threads) {
+    if (session_threads)
         thread_session_watch(fd, watching);
-        return;
-    }
-    signals_session_fd(watching ? fd : -1);
+    else
+        signals_session_fd(watching ? fd : -1);
     if (watching && terminate_requested)
         shutdown(fd, SHUT_RD);
 }
