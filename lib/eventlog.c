@@ -274,8 +274,8 @@ void event_begin(struct event *ev, const char *name)
 /* A signal sent to a process just forked is delivered as fork() returns in
  * the child, before forget_pid() has run there: a handler stamping from the
  * cache would put the parent's pid on the child's event (a fork child's
- * SIGTERM logged as its parent's). Handlers run once per signal, not per
- * connection, so they ask the kernel. */
+ * SIGTERM logged as its parent's). Those handlers run once per signal, not
+ * per connection, so they ask the kernel. */
 void event_begin_in_handler(struct event *ev, const char *name)
 {
     begin_now(ev, name, true);

@@ -262,7 +262,8 @@ int next_connection(int listenfd, int doorbell, struct echod_options *opt, long 
      * now, or never. */
     if (wait_on[1].revents & POLLIN)
         signals_deliver_pending(wait_mask);
-    if (wait_on[0].revents == 0)
+    /* A SIGTERM just taken: no connection after it, ready or not. */
+    if (wait_on[0].revents == 0 || terminate_requested)
         return -1;
     int connfd = accept_connection(listenfd, conn);
 

@@ -96,6 +96,7 @@ extern volatile sig_atomic_t reload_requested;
 
 /* signals.c */
 void log_signal(int signo);
+void log_child_signal(void);
 void signals_install(enum sigpipe_mode sigpipe, sigset_t *wait_mask);
 void signals_reset_in_child(void);
 /* The blocking processes (signals.c): SIGTERM (and SIGINT in the fork
@@ -180,8 +181,9 @@ bool session_close(int connfd, const struct fault_ctx *ctx, bool keep_open);
  * false: a process session, which SIGTERM's handler drains
  * (signals_session_fd()). */
 extern bool session_threads;
-/* A thread session's connection, watched (or no longer: before it is
- * closed) for the drain to shut; shut at once when the drain has begun. */
+/* A thread session's connection, registered (or no longer) for the drain
+ * to shut; session_watch() (session.c) shuts it itself when the drain
+ * began before. */
 void thread_session_watch(int connfd, bool watching);
 
 /* events.c: one builder for each event more than one file writes. */

@@ -185,7 +185,8 @@ static void reap_one_per_signal(int signo)
     int saved = errno, status;
     pid_t pid;
 
-    log_signal(signo);
+    (void)signo;
+    log_child_signal();
     pid = wait(&status);
     if (pid > 0)
         note_reaped(pid, status);
@@ -198,7 +199,8 @@ static void reap_all_exited(int signo)
 {
     int saved = errno;
 
-    log_signal(signo);
+    (void)signo;
+    log_child_signal();
     reap_exited_children();
     errno = saved;
 }

@@ -272,8 +272,11 @@ rounds_idle(struct fault_ctx *ctx, char *buf,
  * before is applied now: its flag is set before it looks at the watched
  * connections (the handler's, or the thread drain's under the lock this
  * registration takes), so a drain that missed this one is seen here. Both
- * may shut it: a second shutdown() changes nothing. Unwatched before
- * anything can close it: the descriptor's number may be reused. */
+ * may shut it: a second shutdown() changes nothing. Unwatched as the
+ * rounds end, before the session closes it; an rst or close fault inside
+ * them closes it still watched, and a drain in that window could shut a
+ * number reused meanwhile: harmless while everything is drained, and no
+ * connection is accepted once the drain has begun. */
 static void session_watch(int fd, bool watching)
 {
     if (session_threads)

@@ -169,13 +169,31 @@ static const char *signal_name(int signo)
     }
 }
 
+static void emit_signal(struct event *ev, int signo)
+{
+    event_int(ev, "signo", signo);
+    event_str(ev, "name", signal_name(signo));
+    event_emit(ev);
+}
+
+/* SIGTERM, SIGINT, SIGHUP, SIGPIPE: one can reach a fork child as its
+ * fork() returns, before its cached pid is forgotten (eventlog.c). */
 void log_signal(int signo)
 {
     struct event ev;
+
     event_begin_in_handler(&ev, "signal");
-    event_int(&ev, "signo", signo);
-    event_str(&ev, "name", signal_name(signo));
-    event_emit(&ev);
+    emit_signal(&ev, signo);
+}
+
+/* Only a process that has forked takes a SIGCHLD, never a child just born:
+ * its cached pid is right, and no system call is made per connection. */
+void log_child_signal(void)
+{
+    struct event ev;
+
+    event_begin(&ev, "signal");
+    emit_signal(&ev, SIGCHLD);
 }
 
 /* The flag before the shutdown: a call the shutdown ends finds it set. */
