@@ -26,7 +26,7 @@ import pytest
 from faultline import faults, paths, procs
 from faultline.clients import echo
 from faultline.echod import Echod, read_events
-from faultline.waiting import wait_until
+from faultline.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.models
 
@@ -126,3 +126,56 @@ def test_an_unexpected_accept_error_is_logged_and_survived(host, model):
     finally:
         status = traced.terminate()
     assert status == 0, f"--model {model}: echod ended with {status}"
+
+
+
+# The table starts with room for 64 children and doubles: the first child
+# finds it made, the 65th makes it grow.
+@pytest.mark.parametrize("nth", [1, 65])
+def test_a_child_reaped_before_its_parent_records_it_is_not_counted_live(host, nth):
+    """strace holds the return of the parent's NTH fork while that child
+    exits at its start: SIGCHLD's handler reaps it before the parent has
+    put it in its child table (the others, nth - 1 of them, stay open and
+    idle). The table must not keep it: SIGTERM's drain then ends as soon
+    as the idle sessions do. A kept pid made the drain wait out its
+    deadline for a child long gone: seen in a CI run under ASan and strace,
+    for the first child (the ring the handler notes reaped pids in did not
+    exist before the first fork); a table that grew dropped the ring's
+    pids the same way."""
+    events = host.workdir / "echod.events.jsonl"
+    traced = faults.strace_inject(
+        host, [paths.binary("echod"), "--port", 9877, "--events", events,
+               "--fault", f"exit=0@child_start,conn={nth}", "--drain-timeout", "20000"],
+        syscall="clone", nth=nth, action="delay_exit=300ms", name="echod")
+    held = []
+    try:
+        traced.proc.wait_for_output("listening on")
+        for _ in range(nth - 1):
+            held.append(host.connect(9877))
+            assert echo(held[-1]) == b"ping\n"
+        sock = host.connect(9877)
+        sock.settimeout(5.0)
+        assert sock.recv(16) == b"", "the child exits at its start: EOF"
+        sock.close()
+
+        def forked():
+            evs = read_events(events)
+            return evs if sum(e["event"] == "fork" for e in evs) >= nth else None
+        log = wait_until(forked, 5.0, f"the parent back from fork {nth}",
+                         seen=lambda: read_events(events)[-6:])
+        names = [e["event"] for e in log]
+        forks = [i for i, n in enumerate(names) if n == "fork"]
+        assert "reaped" in names and names.index("reaped") < forks[nth - 1], (
+            f"child {nth} should be reaped before its parent is back from fork(): "
+            f"{names[-8:]}")
+    finally:
+        try:
+            status = traced.terminate(timeout=10.0)
+        except WaitTimeout:
+            status = "none: still running 10 s after SIGTERM"
+        for s in held:
+            s.close()
+    names = [e["event"] for e in read_events(events)]
+    assert status == 0 and "drain_timeout" not in names, (
+        f"exit status {status}; the drain waited for a child already reaped: "
+        f"{names[-8:]}")

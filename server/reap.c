@@ -37,6 +37,10 @@
  *   the main loop reads slots below the head it loaded and then moves the
  *   tail. A handler that interrupts settle() writes a slot settle() does
  *   not read, and is seen next time.
+ * - The table and the ring exist before the first fork() (reaper_install):
+ *   a ring of no room would drop the first child's pid, were it reaped
+ *   before its children_add(), and leave it in the table for good (a drain
+ *   then waits out its deadline for a child long gone).
  * - The ring holds up to twice the table's capacity, and a pid enters it
  *   only once it is in the table or about to be: it cannot overflow. Were
  *   it ever full (a child not in the table), that pid would stay in the
@@ -44,6 +48,8 @@
  *   a corrupted table.
  * - Growing the ring and the table (a doubling, so rarely) is the one
  *   place SIGCHLD is blocked: a handler must not write a ring being moved.
+ *   The pids not yet settled move with it, in order: one may be the child
+ *   whose children_add() is growing the table, reaped since its fork().
  */
 static pid_t *kids;
 static size_t nkids, kids_cap;
@@ -80,10 +86,10 @@ static void settle(void)
     __atomic_store_n(&gone_tail, tail, __ATOMIC_RELEASE);
 }
 
-/* Double both, with SIGCHLD blocked (settled first: the ring starts empty). */
+/* Double both, with SIGCHLD blocked; the unsettled pids move along. */
 static int children_grow(void)
 {
-    size_t cap = kids_cap ? kids_cap * 2 : 64;
+    size_t cap = kids_cap ? kids_cap * 2 : 64, moved = 0;
     sigset_t chld, old;
     pid_t *grown, *ring;
     int rc = -1;
@@ -91,16 +97,18 @@ static int children_grow(void)
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_BLOCK, &chld, &old);
-    if (gone_cap)
-        settle();
     grown = realloc(kids, cap * sizeof *grown);
     if (grown != NULL) {
         kids = grown;
-        ring = realloc(gone, 2 * cap * sizeof *ring);
+        ring = malloc(2 * cap * sizeof *ring);
         if (ring != NULL) {
+            for (size_t t = gone_tail; t != gone_head; t++)
+                ring[moved++] = gone[t % gone_cap];
+            free(gone);
             gone = ring;
             gone_cap = 2 * cap;
-            gone_head = gone_tail = 0;
+            gone_tail = 0;
+            gone_head = moved;
             kids_cap = cap;
             rc = 0;
         }
@@ -216,6 +224,8 @@ void reap_exited_children(void)
 
 void reaper_install(enum reap_strategy reap)
 {
+    if (kids_cap == 0 && children_grow() < 0)
+        die("malloc: cannot make the child table");
     /* SA_NOCLDSTOP: a child stopped from outside (SIGSTOP) must not make
      * the one-wait handler block in wait() for a child that has not exited.
      * No SA_RESTART: the accept loop handles EINTR itself. */

@@ -360,7 +360,8 @@ _WHEN = re.compile(r"^\d+(\.\.\d+)?(\+\d*)?$")
 
 def _inject_action(action):
     """kill | signal=SIG | delay=T (strace time: 200ms, 1.5s, 300us) |
-    error=ERRNO  ->  strace's inject= tokens."""
+    delay_exit=T (the call is made, its return held back) | error=ERRNO
+    ->  strace's inject= tokens."""
     if action == "kill":
         return "signal=SIGKILL"
     kind, _, value = action.partition("=")
@@ -368,10 +369,13 @@ def _inject_action(action):
         return f"signal={value}"
     if kind == "delay" and _DELAY.match(value):
         return f"delay_enter={value}"
+    if kind == "delay_exit" and _DELAY.match(value):
+        return f"delay_exit={value}"
     if kind == "error" and re.match(r"^E[A-Z0-9]+$", value):
         return f"error={value}"
     raise ValueError(f"unknown strace action {action!r}: want kill, "
-                     f"signal=SIGNAME, delay=TIME (e.g. 200ms) or error=ERRNO")
+                     f"signal=SIGNAME, delay=TIME (e.g. 200ms), delay_exit=TIME "
+                     f"or error=ERRNO")
 
 
 @dataclass
@@ -416,7 +420,8 @@ def strace_inject(host, argv, syscall="read", nth=1, action="kill", name=None):
 
     SYSCALL may be a list ("read,recvfrom": a read of either flavour).
     ACTION: kill (SIGKILL), signal=SIGNAME, delay=TIME (delay_enter: 200ms,
-    1.5s, 300us) or error=ERRNO.
+    1.5s, 300us), delay_exit=TIME (made at once, its return held back) or
+    error=ERRNO.
 
     How when= counts (strace 6.1; its man page leaves it unsaid, its source
     and echod show it): per tracee and per syscall. Each traced process
