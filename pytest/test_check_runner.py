@@ -487,6 +487,20 @@ def interrupted_by_ctrl_c(ctx):
     raise KeyboardInterrupt
 
 
+def test_ctrl_c_during_a_captured_check_comes_out_as_ctrl_c(hosts_possible, tmp_path):
+    """A captured check's clean-up draws a failed verdict's ladder once the
+    capture stops; a Ctrl-C leaves no verdict, and must still come out as
+    KeyboardInterrupt (it came out as an UnboundLocalError, and the suite's
+    Ctrl-C test saw pytest exit 1, not interrupted)."""
+    chk = Check("interrupted", "Ctrl-C in the middle", interrupted_by_ctrl_c,
+                capture=True, needs_echo=False)
+    with pytest.raises(KeyboardInterrupt):
+        checkrun.run_against(lambda h: Server(h, [str(ZOO / "fork_correct"), PORT], PORT),
+                             "fork_correct", tmp_path / "run", [chk], out=io.StringIO())
+    assert procs.state(interrupted_by_ctrl_c.server_pid) is None, (
+        procs.describe(interrupted_by_ctrl_c.server_pid))
+
+
 @pytest.mark.parametrize("stop_timeout", [30.0, 0.5], ids=["long-stop-timeout", "short"])
 def test_ctrl_c_during_a_check_kills_a_server_deaf_to_sigterm_within_seconds(
         hosts_possible, tmp_path, stop_timeout):

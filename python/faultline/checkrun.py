@@ -99,6 +99,7 @@ def not_applicable(chk, options):
 def run_on_host(chk, host, make_server, workdir, options):
     from . import capture
     capturer = server = None
+    captured = False
     notes = []
     try:
         if chk.capture:
@@ -136,11 +137,13 @@ def run_on_host(chk, host, make_server, workdir, options):
         if capturer is not None:
             try:
                 capturer.stop()
+                captured = True
             except Exception as e:
                 notes.append(f"the packet capture: {first_line(e)}")
-            else:
-                if verdict.status == "FAIL" and server is not None:
-                    notes.append(add_ladder(verdict, capturer.path, server.port))
+    # Only here is there a verdict: a Ctrl-C in the try leaves none, and
+    # goes on out of the finally clause untouched.
+    if captured and verdict.status == "FAIL" and server is not None:
+        notes.append(add_ladder(verdict, capturer.path, server.port))
     verdict.notes += [n for n in notes if n]
     return verdict
 
