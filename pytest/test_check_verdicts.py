@@ -297,6 +297,19 @@ def test_churn_counts_the_zombies_and_keeps_the_evidence_short(host, artifact_di
         shown(verdict)
 
 
+def test_churn_counts_what_a_slow_server_leaves_once_it_has_caught_up(host,
+                                                                    artifact_dir):
+    """A server still working through the churn's connections when the churn
+    ends (each accept 40 ms late here; under load, a starved server) has
+    not made its zombies yet: the count waits for its accept queue to empty,
+    and names all 30, not those made by the first settle window."""
+    verdict = judge(host, artifact_dir, "churn",
+                    lambda h: Echod(h, reap="none", faults=["delay=40ms@accept"],
+                                    leaves={"zombies"}),
+                    settle=0.3, cycles=30)
+    assert_fails(verdict, r"after 30 cycles, 30 zombie children not reaped")
+
+
 def test_churn_recognises_a_rate_limit(host, artifact_dir):
     """openbsd-inetd takes a nowait service started over 256 times a minute
     for a loop and closes its listener: a rate limit, with the real count."""

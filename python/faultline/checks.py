@@ -1167,18 +1167,33 @@ def churn(ctx, cycles=2000, seconds=20.0, relisten_wait=12.0):
             return True
         last.update(look())
         return weight(last) == 0
-    # The settle window, again while the leftovers keep going down (a timer
-    # reaper, a slow drain), for at most 10 s.
+
+    def shape(seen):
+        return (len(seen["zombies"]), len(seen["live"]), seen["fds"], seen["threads"],
+                len(seen["close_wait"]))
+
+    def moving():
+        """What was left is still changing: a timer reaper, a slow drain, or
+        a server still working through the connections the churn left it
+        (some in its accept queue, or children runnable): counted now, the
+        leftovers would be counted short of what they come to."""
+        queued = sum(s.rx_queue for s in tcpstate.in_state(ctx.host.outer_pid, "LISTEN",
+                                                          ctx.port))
+        runnable = any(c.state in ("R", "D") for c in last["live"])
+        return queued > 0 or runnable or shape(last) != seen_before
+
+    # The settle window, again while the leftovers keep changing, for at
+    # most 10 s.
     settled()
-    before_window, waited = weight(last), 0.0
+    seen_before, waited = shape(last), 0.0
     while True:
         try:
             wait_until(settled, window, "the server to settle after the churn")
             break
         except WaitTimeout:
             waited += window
-            if weight(last) < before_window and waited < 10.0:
-                before_window = weight(last)
+            if waited < 10.0 and moving():
+                seen_before = shape(last)
                 continue
             return churn_left(ctx, done, last, fds, threads, waited)
     how = died(ctx, f"after {done:,} connect-and-close cycles")
