@@ -19,9 +19,10 @@ import time
 
 import pytest
 
-from faultline import paths
+from faultline import artifacts, paths
 from faultline.capture import Capture
-from faultline.interrupts import MAIN_THREAD_SIGNALS, cleanup, worker_thread
+from faultline.interrupts import (MAIN_THREAD_SIGNALS, cleanup, interrupt_first,
+                                  worker_thread)
 from faultline.waiting import WaitTimeout, wait_until
 
 pytestmark = [pytest.mark.harness, pytest.mark.slow]
@@ -97,6 +98,38 @@ def blocked_here():
         mask = int(next(line for line in f if line.startswith("SigBlk:")).split()[1], 16)
     return {signal.Signals(n) for n in range(1, 65) if mask & (1 << (n - 1))
             and n in signal.Signals._value2member_map_}
+
+
+def test_ctrl_c_just_after_rmtree_closed_a_descriptor_stays_a_ctrl_c(tmp_path,
+                                                                   monkeypatch):
+    """shutil.rmtree closes its descriptor again in a finally clause when
+    the interrupt lands just after the close: the EBADF took the Ctrl-C's
+    place in the suite's Ctrl-C test (pytest reported an error, exit 1).
+    The first close here is real, then the Ctrl-C comes."""
+    old = artifacts.fresh_dir("t", root=tmp_path)
+    (old / "pcap").write_bytes(b"x")
+    real_close = os.close
+    armed = [True]
+
+    def close_then_ctrl_c(fd):
+        real_close(fd)
+        if armed[0]:
+            armed[0] = False
+            raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(os, "close", close_then_ctrl_c)
+        with pytest.raises(KeyboardInterrupt) as raised:
+            artifacts.fresh_dir("t", root=tmp_path)
+    assert not armed[0], "the interrupt was never raised"
+    assert any("EBADF" in n or "Bad file descriptor" in n
+               for n in getattr(raised.value, "__notes__", [])), raised.value
+
+
+def test_an_error_with_no_interrupt_behind_it_still_propagates():
+    def fails():
+        raise OSError(9, "Bad file descriptor")
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        interrupt_first(fails)
 
 
 def test_a_worker_thread_leaves_ctrl_c_to_the_main_thread():

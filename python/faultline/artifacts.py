@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from . import paths
+from .interrupts import interrupt_first
 
 
 def safe_name(name):
@@ -25,14 +26,14 @@ def fresh_dir(*parts, root=None):
     root = paths.ARTIFACTS_DIR if root is None else Path(root)
     path = root.joinpath(*(safe_name(p) for p in parts))
     if path.exists():
-        shutil.rmtree(path)
+        interrupt_first(shutil.rmtree, path)
     path.mkdir(parents=True)
     return path
 
 
 def discard(path, root=None):
     root = paths.ARTIFACTS_DIR if root is None else Path(root)
-    shutil.rmtree(path, ignore_errors=True)
+    interrupt_first(shutil.rmtree, path, ignore_errors=True)
     parent = path.parent
     # Leave no empty artifacts/ folder behind after an all-green run.
     while parent != root.parent:

@@ -77,3 +77,23 @@ class cleanup:
             self.pending.add_note(report)
         print(report, file=sys.stderr, flush=True)
         return True
+
+
+def interrupt_first(fn, *args, **kwargs):
+    """fn(*args, **kwargs), except that an error it raises while an
+    interrupt it met was on its way out gives way to that interrupt. For
+    code not ours that cleans up badly: shutil.rmtree, interrupted just
+    after it closed a descriptor, closes it again in a finally clause, and
+    the EBADF took the Ctrl-C's place (pytest then reported an error, not
+    an interruption)."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:
+        cause = e.__context__
+        while cause is not None and not isinstance(cause, INTERRUPTS):
+            cause = cause.__context__
+        if cause is None:
+            raise
+        cause.add_note(f"faultline: interrupted; then {getattr(fn, '__name__', fn)} "
+                       f"failed: {type(e).__name__}: {e}")
+        raise cause from None
