@@ -6,6 +6,8 @@ import os
 import pwd
 import random
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -254,10 +256,84 @@ def test_a_wait_on_a_file_never_written_expires_and_says_so(tmp_path):
                            "the ready line", seen=path.read_text, recheck=0.05)
 
 
-def test_a_signal_kills_the_command_not_the_shim(host):
+def test_a_signal_kills_the_command_and_its_status_says_so(host):
     proc = host.spawn(["sleep", "30"])
     proc.send_signal(signal.SIGTERM)
     assert proc.wait() == -signal.SIGTERM
+
+
+def test_a_command_exits_with_its_own_code(host):
+    assert host.run(["sh", "-c", "exit 7"])[0] == 7
+
+
+def test_a_command_starts_in_the_harness_working_directory(host, tmp_path, monkeypatch):
+    """Where a child of the harness would: the keeper (a spare's made long
+    before) was started elsewhere. A user's relative `./my-server` needs it."""
+    monkeypatch.chdir(tmp_path)
+    assert host.run(["pwd"])[1].strip() == str(tmp_path)
+
+
+def test_the_keeper_itself_starts_each_command(host):
+    """One exec per command: the host's keeper forks it, no shim between
+    (the shim made two execs of every start)."""
+    proc = host.spawn(["sleep", "30"])
+    assert procs.info(proc.pid).ppid == host.outer_pid, procs.describe(proc.pid)
+
+
+@pytest.mark.parametrize("how", ["closed", "keeper-killed"])
+def test_a_command_on_a_host_gone_down_ended_by_sigkill(hosts_possible, artifact_dir, how):
+    """The host down: a command on it was killed with the host's init, and
+    says so, whether the keeper reaped it and wrote its status (closed) or
+    died first and could not (its status pipe closes unwritten)."""
+    host = Host("going", artifact_dir)
+    proc = host.spawn(["sleep", "30"])
+    if how == "keeper-killed":
+        os.kill(host.outer_pid, signal.SIGKILL)
+        wait_until(lambda: not alive([proc.pid]), 10.0, "the command to die with its host",
+                   seen=lambda: procs.describe(proc.pid))
+    host.close()
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+    assert not proc.alive()
+
+
+def test_a_signal_to_a_reaped_command_reaches_no_one(host):
+    """Through the pidfd the keeper handed over: once the command has gone,
+    its pid is nobody's to signal, even should another process take it."""
+    proc = host.spawn(["true"])
+    assert proc.wait() == 0
+    proc.send_signal(signal.SIGTERM)  # nothing to signal, and nothing raised
+    assert procs.send_signal(proc.pid, 0, pidfd=os.pidfd_open(os.getpid())) is True
+
+
+def test_a_request_the_keeper_does_not_know_is_answered_not_left_hanging(host):
+    """A malformed spawn request (its strings not ended by a NUL) gets an
+    answer naming it; the keeper goes on serving."""
+    r, w = os.pipe()
+    try:
+        socket.send_fds(host._control, [struct.pack("5i", 2, -1, -1, 1, 0) + b"/\0sleep"],
+                         [r, w, w, w])
+        answer, fds, _, _ = socket.recv_fds(host._control, 36, 1)
+    finally:
+        os.close(r)
+        os.close(w)
+    err, pid, call = struct.unpack("ii28s", answer)
+    assert (err, pid, fds) == (22, 0, []) and call.rstrip(b"\0") == b"spawn request", (
+        err, pid, call, fds)
+    assert host.run(["sh", "-c", "exit 3"])[0] == 3, "the keeper stopped serving"
+
+
+def test_a_spare_host_that_died_waiting_is_replaced(hosts_possible, artifact_dir):
+    """Host() takes the host made ahead of it; one whose keeper died while
+    it waited is not handed out: the host is made then."""
+    from faultline import host as hosts
+    hosts._spare.want()
+    wait_until(hosts._spare.ready, 10.0, "the spare host")
+    spare = hosts._spare._spare
+    os.kill(spare.outer_pid, signal.SIGKILL)
+    spare.process.wait(10)
+    with Host("second", artifact_dir / "second") as host:
+        assert host.outer_pid != spare.outer_pid
+        assert host.run(["sh", "-c", "exit 4"])[0] == 4
 
 
 # --- the server fixture's check at exit (STYLE.md item 7) --------------------

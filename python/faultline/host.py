@@ -45,6 +45,10 @@ CLONE_NEWNET = 0x40000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWUSER = 0x10000000
 PR_SET_PDEATHSIG = 1
+# The keeper's requests (flhost.c): their kinds, the largest, an answer.
+_SOCKET, _SPAWN = 1, 2
+_REQUEST_MAX = 256 * 1024
+_SPAWN_ANSWER = struct.Struct("ii28s")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -186,46 +190,75 @@ def _loads_with_sockets(data, fds):
 
 class Proc:
     """A command running on a host. `pid` is its pid as this machine's
-    /proc sees it; its own event log calls it by its pid inside the host."""
+    /proc sees it; its own event log calls it by its pid inside the host.
 
-    def __init__(self, host, name, argv, pid, shim, stdout_path, stderr_path):
+    The host's keeper forked it and reaps it: its wait status arrives on
+    a pipe (status_fd) the keeper writes once it has reaped it, or closes
+    unwritten when the host goes down (everything on it killed by
+    SIGKILL). pidfd is the process's own, so a signal can never reach
+    another process that reused the pid."""
+
+    def __init__(self, host, name, argv, pid, pidfd, status_fd, stdin,
+                 stdout_path, stderr_path):
         self.host = host
         self.name = name
         self.argv = argv
         self.pid = pid
-        self._shim = shim
+        self._pidfd = pidfd
+        self._status_fd = status_fd
+        self._returncode = None
+        self.stdin = stdin
         self.stdout_path = stdout_path
         self.stderr_path = stderr_path
 
     def __repr__(self):
         return f"<Proc {self.name} pid={self.pid}>"
 
-    @property
-    def stdin(self):
-        return self._shim.stdin
+    def _read_status(self):
+        """The status, if the keeper has sent it: never blocks."""
+        if self._returncode is None and self._status_fd is not None:
+            try:
+                data = os.read(self._status_fd, 4)
+            except BlockingIOError:
+                return None
+            if len(data) == 4:
+                self._returncode = os.waitstatus_to_exitcode(struct.unpack("i", data)[0])
+            else:  # the keeper went with its host: so did this process
+                self._returncode = -signal.SIGKILL
+            self._release()
+        return self._returncode
+
+    def _release(self):
+        for fd in (self._status_fd, self._pidfd):
+            if fd is not None:
+                os.close(fd)
+        self._status_fd = self._pidfd = None
 
     @property
     def returncode(self):
         """Exit code, or -N when killed by signal N, or None if running."""
-        return self._shim.poll()
+        return self._read_status()
 
     def alive(self):
-        return self._shim.poll() is None
+        return self._read_status() is None
 
     def wait(self, timeout=10.0):
-        try:
-            return self._shim.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise WaitTimeout(
-                f"timed out after {timeout:g}s waiting for {self.name} "
-                f"(pid {self.pid}) to exit; it is "
-                f"{procs.describe(self.pid)}") from None
+        deadline = time.monotonic() + timeout
+        while self._read_status() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WaitTimeout(
+                    f"timed out after {timeout:g}s waiting for {self.name} "
+                    f"(pid {self.pid}) to exit; it is "
+                    f"{procs.describe(self.pid)}")
+            select.select([self._status_fd], [], [], left)
+        return self._returncode
 
     def send_signal(self, signo):
-        """procs.send_signal, only while the shim has not reaped the
-        command: until then its pid cannot be another process's."""
-        if self._shim.poll() is None:
-            procs.send_signal(self.pid, signo)
+        """Through the process's own pidfd: a process that has exited,
+        reaped or not, is not signalled, nor one that took its pid."""
+        if self._read_status() is None:
+            procs.send_signal(self.pid, signo, pidfd=self._pidfd)
 
     def stdout(self):
         return Path(self.stdout_path).read_text(errors="replace")
@@ -251,63 +284,167 @@ class Proc:
         wait_until_written(path, found, timeout, f"{needle!r} on {self.name}'s {stream}",
                            seen=lambda: read()[-2000:])
 
-    def _reap_shim(self, timeout):
+    def _closed_with_host(self, timeout):
+        """The host is down, its keeper gone: the status is in, or never
+        will be."""
+        if self.stdin is not None:
+            with cleanup(f"closing the stdin of {self.name}"):
+                self.stdin.close()
         try:
-            self._shim.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._shim.kill()
-            self._shim.wait()
-        if self._shim.stdin:
-            self._shim.stdin.close()
+            self.wait(timeout)
+        except WaitTimeout:
+            self._release()
 
 
-class Host:
-    """An isolated host. Use as a context manager, or call close()."""
+class _Keeper:
+    """A running `flhost keep`, its host up: the process, the control
+    socket (closed, the host ends; asked, the keeper makes sockets and
+    starts commands in the host) and the fields of its ready line."""
 
-    def __init__(self, name, workdir, user_of=None):
-        """user_of: a host whose user namespace this one joins, when hosts
-        have their own (without root); hosts that share a link must."""
-        self.name = name
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self._procs = []
-        self._keeper = None
-        self._netns_inode = None
-        self.proc_error = None
-        self.closed = False
-        self._ports_for_users = False
+    def __init__(self, joins):
         flhost = paths.binary("flhost")
-        joins = [str(user_of.outer_pid)] if user_of is not None and os.geteuid() else []
-        # The keeper's stdin: closed, the host ends; asked, it makes sockets.
-        self._control, keepers_end = socket.socketpair(socket.AF_UNIX,
-                                                       socket.SOCK_SEQPACKET)
-        self._control_lock = threading.Lock()
+        self.control, keepers_end = socket.socketpair(socket.AF_UNIX,
+                                                      socket.SOCK_SEQPACKET)
         try:
-            self._keeper = subprocess.Popen(
+            self.process = subprocess.Popen(
                 [str(flhost), "keep", str(os.getpid()), *joins],
                 stdin=keepers_end.fileno(), stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE)
         except FileNotFoundError:
-            self._control.close()
+            self.control.close()
             raise HostError(f"{flhost} is missing: build first (meson compile -C "
                             f"{paths.BUILD_DIR})") from None
         finally:
             keepers_end.close()
-        line = _read_line(self._keeper.stdout.fileno(), 5.0,
-                          f"host {name} to come up ({flhost} keep)")
+        try:
+            line = _read_line(self.process.stdout.fileno(), 5.0,
+                              f"a host to come up ({flhost} keep)")
+        except BaseException:
+            self.close()
+            raise
         if not line.startswith("ready "):
-            err = self._keeper.stderr.read().decode(errors="replace").strip()
-            self._keeper.wait()
-            self._control.close()
+            err = self.process.stderr.read().decode(errors="replace").strip()
+            self.close()
             if "Operation not permitted" in err:
                 raise HostUnavailable(unavailable() or f"cannot make a host: {err}")
-            raise HostError(f"host {name} failed to start: {err or line!r}")
+            raise HostError(f"a host failed to start: {err or line!r}")
         # "ready OUTER INIT", and " noproc CALL: strerror" when the init
         # could not mount the host's /proc (looks then scan the machine).
         fields = line.split(maxsplit=3)
         self.outer_pid = int(fields[1])
         self.init_pid = int(fields[2])
         self.proc_error = fields[3].partition(" ")[2].strip() if len(fields) > 3 else None
+
+    def close(self):
+        """The host down (the keeper takes everything on it along), and
+        the keeper reaped."""
+        self.control.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+        self.process.stderr.close()
+
+
+class _Spare:
+    """One host made ahead of the Host() that will take it, so that a test
+    does not wait for a keeper to start: taking one makes the next, in a
+    thread of its own. That thread lives as long as this process, because
+    a keeper dies with the thread that started it (PR_SET_PDEATHSIG is the
+    parent thread's). Only for hosts of their own user namespace, or of
+    none (root): a host that must join another's is made when asked."""
+
+    def __init__(self):
+        self._forget()
+        # A forked child has no maker thread, and its copy of the lock may
+        # be held by a thread that did not come along: it starts afresh.
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self):
+        self._ready = threading.Condition()
+        self._spare = None  # a _Keeper, or what making one raised
+        self._wanted = False
+        self._maker = None
+
+    def want(self):
+        """Have a host made ahead, if none is made or being made."""
+        with self._ready:
+            self._want()
+
+    def _want(self):
+        if self._maker is None:
+            self._maker = worker_thread(self._make, name="spare-host", daemon=True)
+            self._maker.start()
+        self._wanted = True
+        self._ready.notify_all()
+
+    def ready(self):
+        with self._ready:
+            return self._spare is not None
+
+    def take(self):
+        with self._ready:
+            self._want()
+            while self._spare is None:
+                self._ready.wait()
+            spare, self._spare = self._spare, None
+            self._want()  # the next one
+        if isinstance(spare, BaseException):
+            raise spare
+        if spare.process.poll() is not None:  # died while it waited
+            spare.close()
+            return _Keeper([])
+        return spare
+
+    def _make(self):
+        while True:
+            with self._ready:
+                while not self._wanted or self._spare is not None:
+                    self._ready.wait()
+                self._wanted = False
+            try:
+                made = _Keeper([])
+            except BaseException as e:  # raised to the Host() that takes it
+                made = e
+            with self._ready:
+                self._spare = made
+                self._ready.notify_all()
+
+
+_spare = _Spare()
+
+
+class Host:
+    """An isolated host. Use as a context manager, or call close()."""
+
+    def __init__(self, name, workdir, user_of=None, spare=True):
+        """user_of: a host whose user namespace this one joins, when hosts
+        have their own (without root); hosts that share a link must.
+        spare: False to make the host now rather than take the one made
+        ahead (bench/host_cost.py measures both)."""
+        self.name = name
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._procs = []
+        self._keeper = None
+        self._netns_inode = None
+        self.closed = False
+        self._ports_for_users = False
+        self._control_lock = threading.Lock()
+        joins = [str(user_of.outer_pid)] if user_of is not None and os.geteuid() else []
+        try:
+            self._keeper = _spare.take() if spare and not joins else _Keeper(joins)
+        except HostUnavailable:
+            raise
+        except HostError as e:
+            raise HostError(f"host {name}: {e}") from None
+        self._control = self._keeper.control
+        keeper = self._keeper
+        self.outer_pid = keeper.outer_pid
+        self.init_pid = keeper.init_pid
+        self.proc_error = keeper.proc_error
         self._netns_inode = os.stat(f"/proc/{self.outer_pid}/ns/net").st_ino
         # Whether a thread of ours may join the host's network namespace:
         # only when the host has no user namespace of its own (root).
@@ -343,40 +480,83 @@ class Host:
     def spawn(self, argv, name=None, stdin=subprocess.DEVNULL, env=None, user=None):
         """Start argv on this host; stdout and stderr go to files in the
         host's workdir (name.stdout, name.stderr), which the caller polls.
-        user: a user name or uid to run it as, with no capabilities (root
-        only: without root everything on a host already runs as the caller)."""
+        stdin: subprocess.DEVNULL, or subprocess.PIPE (then proc.stdin is
+        the pipe's end, a binary file). user: a user name or uid to run it
+        as, with no capabilities (root only: without root everything on a
+        host already runs as the caller).
+
+        The host's keeper forks the command (it is in the host's
+        namespaces already): one exec per command, and no process of ours
+        between it and the host."""
         if self.closed:
             raise HostError(f"host {self.name} is closed")
         argv = [str(a) for a in argv]
-        as_user = self._as_user(user) if user is not None else []
+        uid, gid = self._as_user(user) if user is not None else (-1, -1)
         name = name or Path(argv[0]).name
         env = _with_admin_path(os.environ if env is None else env)
         stdout_path = self.workdir / f"{name}.stdout"
         stderr_path = self.workdir / f"{name}.stderr"
-        pid_r, pid_w = os.pipe()
+        theirs, ours = [], []
         try:
-            with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-                shim = subprocess.Popen(
-                    [str(paths.binary("flhost")), "exec", str(self.outer_pid),
-                     str(pid_w), *as_user, "--", *argv],
-                    stdin=stdin, stdout=out, stderr=err, pass_fds=(pid_w,),
-                    env=env)
-            os.close(pid_w)
-            pid_w = -1
-            line = _read_line(pid_r, 5.0, f"{name} to start on host {self.name}")
+            if stdin == subprocess.PIPE:
+                stdin_r, stdin_w = os.pipe()
+                ours.append(stdin_w)
+            elif stdin == subprocess.DEVNULL:
+                stdin_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            else:
+                raise ValueError(f"stdin must be DEVNULL or PIPE, not {stdin!r}")
+            theirs.append(stdin_r)
+            for path in (stdout_path, stderr_path):
+                theirs.append(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                                      | os.O_CLOEXEC, 0o644))
+            status_r, status_w = os.pipe()
+            ours.append(status_r)
+            theirs.append(status_w)
+            os.set_blocking(status_r, False)
+            pid, pidfd = self._keeper_spawns(argv, env, uid, gid, theirs)
+        except BaseException:
+            for fd in ours:
+                os.close(fd)
+            raise
         finally:
-            os.close(pid_r)
-            if pid_w >= 0:
-                os.close(pid_w)
-        pid = int(line) if line.strip().lstrip("-").isdigit() else -1
-        if pid <= 0:
-            shim.wait()
-            # flhost says "flhost: exec(PROG): strerror"; keep the strerror.
-            reason = stderr_path.read_text().strip().rpartition("): ")[2]
-            raise HostError(f"cannot start {argv[0]}: {reason}")
-        proc = Proc(self, name, argv, pid, shim, stdout_path, stderr_path)
+            for fd in theirs:
+                os.close(fd)
+        proc = Proc(self, name, argv, pid, pidfd, status_r,
+                    os.fdopen(stdin_w, "wb") if stdin == subprocess.PIPE else None,
+                    stdout_path, stderr_path)
         self._procs.append(proc)
         return proc
+
+    def _keeper_spawns(self, argv, env, uid, gid, fds):
+        """The spawn request (flhost.c, serve_spawn): (pid, pidfd)."""
+        envs = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
+        # In this process's working directory, as a child of ours would be:
+        # the keeper's is where it started, a spare's perhaps long ago.
+        strings = b"".join(s + b"\0" for s in [os.fsencode(os.getcwd()),
+                                               *map(os.fsencode, argv), *envs])
+        request = struct.pack("5i", _SPAWN, uid, gid, len(argv), len(envs)) + strings
+        if len(request) > _REQUEST_MAX:
+            raise HostError(f"cannot start {argv[0]}: its arguments and environment "
+                            f"are over {_REQUEST_MAX} bytes")
+        with self._control_lock:
+            try:
+                socket.send_fds(self._control, [request], fds)
+                data, got, _, _ = socket.recv_fds(self._control, _SPAWN_ANSWER.size, 1)
+            except OSError as e:
+                raise HostError(f"host {self.name}: its keeper ({self.outer_pid}) "
+                                f"is gone: {e.strerror}") from None
+        if len(data) != _SPAWN_ANSWER.size:
+            for fd in got:
+                os.close(fd)
+            raise HostError(f"host {self.name}: its keeper ({self.outer_pid}) did not "
+                            f"answer a request to start {argv[0]}")
+        err, pid, call = _SPAWN_ANSWER.unpack(data)
+        if err:
+            for fd in got:
+                os.close(fd)
+            call = call.rstrip(b"\0").decode(errors="replace")
+            raise HostError(f"cannot start {argv[0]}: {call}: {os.strerror(err)}")
+        return pid, got[0]
 
     def _as_user(self, user):
         """flhost's UID GID for user; the first time, lets ordinary users
@@ -399,7 +579,7 @@ class Host:
                 raise HostError(f"cannot open ports below 1024 to users on host "
                                 f"{self.name}: {err.strip()}")
             self._ports_for_users = True
-        return [str(entry.pw_uid), str(entry.pw_gid)]
+        return entry.pw_uid, entry.pw_gid
 
     def run(self, argv, timeout=10.0, name=None):
         """Run argv to completion on this host; returns (code, stdout, stderr)."""
@@ -503,7 +683,7 @@ class Host:
         if self.closed:
             raise HostError(f"host {self.name} is closed")
         with self._control_lock:
-            self._control.send(struct.pack("3i", family, type, proto))
+            self._control.send(struct.pack("4i", _SOCKET, family, type, proto))
             data, fds, _, _ = socket.recv_fds(self._control, 4, 1)
         if len(data) != 4:
             raise HostError(f"host {self.name}: its keeper ({self.outer_pid}) did not "
@@ -527,13 +707,6 @@ class Host:
         self.closed = True
         if self._keeper is not None:
             procs.forget_host(self._netns_inode)
-            self._control.close()  # the keeper's cue to kill init
-            try:
-                self._keeper.wait(10)
-            except subprocess.TimeoutExpired:
-                self._keeper.kill()
-                self._keeper.wait()
-            self._keeper.stdout.close()
-            self._keeper.stderr.close()
+            self._keeper.close()
         for proc in self._procs:
-            proc._reap_shim(5.0)
+            proc._closed_with_host(5.0)

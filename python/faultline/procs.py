@@ -491,8 +491,8 @@ def pids_in_netns(inode):
     """Every process (thread-group leader) whose network namespace has this
     inode: the processes of one host, whatever their parentage. For an
     open host, its PID namespace's pids (host_pids): its zombies are
-    counted, and the keeper and the exec shims, which joined only its
-    network namespace and hold no socket, are not. For any other namespace
+    counted, and the keeper, which is only in its network namespace and
+    holds no socket, is not. For any other namespace
     (a host already closed, say), a look at every process."""
     init_pid = _HOST_INITS.get(inode)
     if init_pid is not None:
@@ -539,18 +539,22 @@ class NotOnHost(RuntimeError):
     """A signal was refused: the process is not where the caller said."""
 
 
-def send_signal(pid, signo, netns=None):
+def send_signal(pid, signo, netns=None, pidfd=None):
     """Send signo to pid; False when pid has already gone, True otherwise.
 
-    Through a pidfd, so that the process checked is the process signalled.
-    netns: the inode of the network namespace pid must live in (a host's);
-    any other process is refused with NotOnHost, never signalled. The one
-    way to signal a process in faultline: Proc, Server and faults call it.
+    Through a pidfd, so that the process checked is the process signalled:
+    the caller's (pidfd, held since before pid could exit, as a host's
+    Proc does), or one opened here. netns: the inode of the network
+    namespace pid must live in (a host's); any other process is refused
+    with NotOnHost, never signalled. The one way to signal a process in
+    faultline: Proc, Server and faults call it.
     """
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return False
+    fd = pidfd
+    if fd is None:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return False
     try:
         if netns is not None:
             where = netns_inode(pid)
@@ -565,7 +569,8 @@ def send_signal(pid, signo, netns=None):
             return False
         return True
     finally:
-        os.close(fd)
+        if fd != pidfd:
+            os.close(fd)
 
 
 def stop(pid, timeout=5.0, netns=None):

@@ -4,19 +4,20 @@
  *   flhost keep PARENT_PID [USERNS_PID]
  *       Make a host: new network and PID namespaces, loopback up (and, when
  *       not run as root, a user namespace first: see below). Prints
- *       "ready OUTER_PID INIT_PID" on stdout, then waits for end of file on
- *       stdin (the harness closing the host) and exits, taking the host
- *       with it. When stdin is a SOCK_SEQPACKET unix socket, each message
- *       of three native ints (family, type, protocol) on it is answered
- *       with one int, 0 or the errno of socket(2), and the socket made in
- *       the host attached (SCM_RIGHTS): a socket stays in the network
- *       namespace it was made in, so the harness gets clients on the host
- *       without joining it, which it cannot do without root. When the host's init could not mount its own /proc (see
- *       mount_host_proc), the line goes on with " noproc CALL: strerror".
- *   flhost exec OUTER_PID PIDFD -- COMMAND [ARG...]
- *       Run COMMAND inside that host. Writes the command's pid (as this
- *       machine's /proc sees it) to descriptor PIDFD, then waits for it and
- *       exits as it did (same code, or killed by the same signal).
+ *       "ready OUTER_PID INIT_PID" on stdout (when the host's init could
+ *       not mount its own /proc, see mount_host_proc, the line goes on with
+ *       " noproc CALL: strerror"), then serves requests on stdin, a
+ *       SOCK_SEQPACKET unix socket, until end of file there (the harness
+ *       closing the host), and exits, taking the host with it. A request
+ *       is one message, native ints first, the first its kind:
+ *         socket {1, family, type, protocol}: answered with one int, 0 or
+ *           the errno of socket(2), and the socket made in the host
+ *           attached (SCM_RIGHTS). A socket stays in the network namespace
+ *           it was made in, so the harness gets clients on the host
+ *           without joining it, which it cannot do without root.
+ *         spawn {2, uid, gid, argc, envc} + strings: see serve_spawn. The
+ *           command is forked from here, inside the host; its status goes
+ *           to the harness when it is reaped here.
  *
  * Why a PID namespace and not only a network one: a network namespace lives
  * as long as any process in it, and servers fork. When a PID namespace's
@@ -29,9 +30,9 @@
  * maps the caller's uid and gid to themselves, or joins the one USERNS_PID
  * is in (two hosts joined by a veth pair must share one: moving an
  * interface into a namespace needs CAP_NET_ADMIN over both). The network,
- * PID and mount namespaces are then that user namespace's, and `flhost
- * exec` joins it before the others and runs commands as the caller with
- * every capability over the host (ambient capabilities). Not as the user
+ * PID and mount namespaces are then that user namespace's, and the
+ * commands the keeper forks run as the caller with every capability over
+ * the host (ambient capabilities). Not as the user
  * namespace's uid 0: an unprivileged user namespace must deny setgroups(2),
  * and a root that cannot set its groups cannot drop privileges either
  * (tcpdump -Z root fails in initgroups). As root, no user namespace is
@@ -42,7 +43,7 @@
  * A procfs mounted from inside the PID namespace lists the host's
  * processes only, zombies included; the harness reads it as
  * /proc/INIT_PID/root/proc. It is mounted in a mount namespace that only
- * the init is in (the commands `flhost exec` starts keep the machine's),
+ * the init is in (the commands the keeper forks keep the machine's),
  * and that receives the machine's mounts but sends none back.
  */
 #include <errno.h>
@@ -50,6 +51,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,7 +60,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -68,8 +70,7 @@
 #include "die.h"
 
 static const char usage_text[] =
-    "usage: flhost keep PARENT_PID [USERNS_PID]\n"
-    "       flhost exec OUTER_PID PIDFD [UID GID] -- COMMAND [ARG...]\n";
+    "usage: flhost keep PARENT_PID [USERNS_PID]\n";
 
 static pid_t parse_pid(const char *text, const char *what)
 {
@@ -195,8 +196,9 @@ static void enter_new_user_namespace(void)
     write_file("/proc/self/gid_map", map);
 }
 
-/* Joining a user namespace gives every capability in it, and execve(2)
- * by a uid other than 0 would drop them: made ambient, they are kept. */
+/* Entering a user namespace gives every capability in it, and execve(2)
+ * by a uid other than 0 would drop them: made ambient, they are kept (by
+ * the keeper's children too, which inherit them). */
 static void keep_capabilities_across_exec(void)
 {
     struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
@@ -216,21 +218,32 @@ static void keep_capabilities_across_exec(void)
         die_errno("prctl", "PR_CAP_AMBIENT_RAISE");
 }
 
-/* One request of the socket service (see the top of this file). A failed
- * reply is the harness's to notice (it reads an end of file). */
-static void serve_socket(const int request[3])
+/* The keeper's requests (see the top of this file), each one message on
+ * its stdin, a SOCK_SEQPACKET socket: native ints first, the first of them
+ * the kind of request. */
+enum { REQUEST_SOCKET = 1, REQUEST_SPAWN = 2 };
+
+/* A spawned command's status descriptor, written once it is reaped. */
+struct spawned {
+    pid_t pid;
+    int status_fd;
+};
+
+static struct spawned *spawned;
+static size_t n_spawned, spawned_room;
+
+/* Reply on the control socket, with descriptor fd attached when >= 0. A
+ * failed reply is the harness's to notice (it reads an end of file). */
+static void reply(const void *data, size_t len, int fd)
 {
     char control[CMSG_SPACE(sizeof(int))];
     struct msghdr msg;
     struct cmsghdr *cmsg;
     struct iovec iov;
-    int reply, fd;
 
-    fd = socket(request[0], request[1] | SOCK_CLOEXEC, request[2]);
-    reply = fd < 0 ? errno : 0;
     memset(&msg, 0, sizeof msg);
-    iov.iov_base = &reply;
-    iov.iov_len = sizeof reply;
+    iov.iov_base = (void *)data;
+    iov.iov_len = len;
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     if (fd >= 0) {
@@ -245,28 +258,329 @@ static void serve_socket(const int request[3])
     }
     while (sendmsg(STDIN_FILENO, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
         ;
+}
+
+/* {family, type, protocol}: a socket made in the host, or socket(2)'s errno. */
+static void serve_socket(const int *request)
+{
+    int fd = socket(request[0], request[1] | SOCK_CLOEXEC, request[2]);
+    int err = fd < 0 ? errno : 0;
+
+    reply(&err, sizeof err, fd);
     if (fd >= 0)
         close(fd);
 }
 
-static void enter_namespace(pid_t outer, const char *which, int nstype);
-static int same_namespace(pid_t outer, const char *which);
+/* What a spawned child tells the keeper when it cannot become the command:
+ * the errno and the call that failed. Nothing arrives when exec worked
+ * (the pipe is close-on-exec). */
+struct spawn_failure {
+    int err;
+    char call[28];
+};
+
+static noreturn void child_fails(int report, const char *call)
+{
+    struct spawn_failure f = { errno, "" };
+
+    snprintf(f.call, sizeof f.call, "%s", call);
+    if (write(report, &f, sizeof f) < 0)
+        _exit(127);
+    _exit(127);
+}
+
+/* The command as an ordinary user: no supplementary groups, every uid and
+ * gid set (so the kernel clears every capability at the uid change), and
+ * no_new_privs, so no set-uid program or file capability gives any back. */
+static void become(uid_t uid, gid_t gid, int report)
+{
+    if (setgroups(0, NULL) < 0)
+        child_fails(report, "setgroups");
+    if (setresgid(gid, gid, gid) < 0)
+        child_fails(report, "setresgid");
+    if (setresuid(uid, uid, uid) < 0)
+        child_fails(report, "setresuid");
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        child_fails(report, "prctl(PR_SET_NO_NEW_PRIVS)");
+}
+
+static void remember_spawned(pid_t pid, int status_fd)
+{
+    if (n_spawned == spawned_room) {
+        size_t room = spawned_room ? 2 * spawned_room : 16;
+        struct spawned *grown = realloc(spawned, room * sizeof *grown);
+        if (grown == NULL)
+            die_errno("realloc", "table of spawned commands");
+        spawned = grown;
+        spawned_room = room;
+    }
+    spawned[n_spawned].pid = pid;
+    spawned[n_spawned].status_fd = status_fd;
+    n_spawned++;
+}
+
+/* A reaped child's wait status, to the harness: on its status descriptor
+ * when it was a spawned command. Returns 0 when pid was not one (the init). */
+static int report_reaped(pid_t pid, int status)
+{
+    for (size_t i = 0; i < n_spawned; i++) {
+        if (spawned[i].pid != pid)
+            continue;
+        /* The harness may have stopped listening: nothing to do then. */
+        if (write(spawned[i].status_fd, &status, sizeof status) < 0)
+            (void)0;
+        close(spawned[i].status_fd);
+        spawned[i] = spawned[--n_spawned];
+        return 1;
+    }
+    return 0;
+}
+
+/* {kind, uid, gid, argc, envc} then 1 + argc + envc NUL-terminated strings
+ * (the working directory, the arguments, the environment), and four
+ * descriptors attached: the command's stdin, stdout, stderr, and the
+ * one its wait status is written to once it is reaped. The command is
+ * forked from here, so it is in the host's network and PID namespaces
+ * already (and its user namespace, with the capabilities made ambient at
+ * start). Replies {errno, pid, call}, with a pidfd of the command attached
+ * when it runs: errno 0 once exec worked; otherwise the failed call. */
+static void serve_spawn(const int *header, char *strings, size_t len, const int *fds)
+{
+    struct { int err; int pid; char call[28]; } answer = { 0, 0, "" };
+    uid_t uid = (uid_t)header[1];
+    gid_t gid = (gid_t)header[2];
+    size_t argc = (size_t)header[3], envc = (size_t)header[4], i, n = 0;
+    char **argv = NULL, **envp = NULL, *p = strings, *end = strings + len, *cwd = strings;
+    struct spawn_failure failure;
+    int report[2] = { -1, -1 }, pidfd = -1, kept = 0;
+    sigset_t none;
+    pid_t child;
+    ssize_t r;
+
+    /* Each string is at least its NUL, and the last one ends the message. */
+    if (argc == 0 || 1 + argc + envc > len || end[-1] != '\0') {
+        answer.err = EINVAL;
+        snprintf(answer.call, sizeof answer.call, "spawn request");
+        goto out;
+    }
+    argv = calloc(argc + 1, sizeof *argv);
+    envp = calloc(envc + 1, sizeof *envp);
+    if (argv == NULL || envp == NULL) {
+        answer.err = ENOMEM;
+        snprintf(answer.call, sizeof answer.call, "calloc");
+        goto out;
+    }
+    for (p += strlen(cwd) + 1; p < end && n < argc + envc; p += strlen(p) + 1, n++)
+        *(n < argc ? &argv[n] : &envp[n - argc]) = p;
+    if (n != argc + envc || p != end) {
+        answer.err = EINVAL;
+        snprintf(answer.call, sizeof answer.call, "spawn request");
+        goto out;
+    }
+    if (pipe2(report, O_CLOEXEC) < 0) {
+        answer.err = errno;
+        snprintf(answer.call, sizeof answer.call, "pipe2");
+        goto out;
+    }
+    child = fork();
+    if (child < 0) {
+        answer.err = errno;
+        snprintf(answer.call, sizeof answer.call, "fork");
+        goto out;
+    }
+    if (child == 0) {
+        close(report[0]);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (i = 0; i < 3; i++)
+            if (dup2(fds[i], (int)i) < 0)
+                child_fails(report[1], "dup2");
+        if (chdir(cwd) < 0)
+            child_fails(report[1], "chdir");
+        if (uid != (uid_t)-1)
+            become(uid, gid, report[1]);
+        environ = envp;
+        execvp(argv[0], argv);
+        child_fails(report[1], "exec");
+    }
+    close(report[1]);
+    report[1] = -1;
+    do
+        r = read(report[0], &failure, sizeof failure);
+    while (r < 0 && errno == EINTR);
+    if (r == (ssize_t)sizeof failure) {
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+            ;
+        answer.err = failure.err;
+        memcpy(answer.call, failure.call, sizeof answer.call);
+        answer.call[sizeof answer.call - 1] = '\0';
+        goto out;
+    }
+    /* The child cannot be reaped before this (only this loop reaps), so
+     * the pidfd is the command's. */
+    pidfd = (int)syscall(SYS_pidfd_open, child, 0);
+    if (pidfd < 0) {
+        /* Unsignalled safely, it is not the harness's: it goes now. */
+        answer.err = errno;
+        snprintf(answer.call, sizeof answer.call, "pidfd_open");
+        kill(child, SIGKILL);
+    }
+    answer.pid = child;
+    remember_spawned(child, fds[3]);
+    kept = 1; /* the status descriptor is the table's now */
+out:
+    reply(&answer, sizeof answer, pidfd);
+    if (pidfd >= 0)
+        close(pidfd);
+    for (i = 0; i < (kept ? 3 : 4); i++)
+        close(fds[i]);
+    if (report[0] >= 0)
+        close(report[0]);
+    if (report[1] >= 0)
+        close(report[1]);
+    free(argv);
+    free(envp);
+}
+
+/* Reap what has exited without waiting; returns 0 once the init is gone
+ * (the host with it), 1 otherwise. */
+static int reap_exited(pid_t init)
+{
+    int status, host_up = 1;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        if (!report_reaped(pid, status) && pid == init)
+            host_up = 0;
+    return host_up;
+}
+
+/* The largest request: argv and environment of a command. */
+#define REQUEST_MAX (256 * 1024)
+#define REQUEST_FDS 4
+
+/* One message from the harness; 0 once it has closed the host (end of
+ * file, or the socket failing), 1 otherwise. */
+static int serve_request(void)
+{
+    static int request[REQUEST_MAX / sizeof(int)];
+    char control[CMSG_SPACE(REQUEST_FDS * sizeof(int))];
+    int fds[REQUEST_FDS], nfds = 0, err = EINVAL;
+    struct cmsghdr *cmsg;
+    struct msghdr msg;
+    struct iovec iov;
+    ssize_t r;
+
+    memset(&msg, 0, sizeof msg);
+    iov.iov_base = request;
+    iov.iov_len = sizeof request;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    r = recvmsg(STDIN_FILENO, &msg, MSG_CMSG_CLOEXEC);
+    if (r < 0)
+        return errno == EINTR || errno == EAGAIN;
+    if (r == 0)
+        return 0;
+    for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof fd);
+            if (nfds < REQUEST_FDS)
+                fds[nfds++] = fd;
+            else
+                close(fd);
+        }
+    }
+    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+        err = E2BIG;
+    } else if (r == 4 * sizeof(int) && request[0] == REQUEST_SOCKET && nfds == 0) {
+        serve_socket(request + 1);
+        return 1;
+    } else if (r > 5 * (ssize_t)sizeof(int) && request[0] == REQUEST_SPAWN &&
+               nfds == REQUEST_FDS && request[3] > 0 && request[4] >= 0) {
+        serve_spawn(request, (char *)(request + 5), (size_t)r - 5 * sizeof(int), fds);
+        return 1;
+    }
+    /* Not a request this keeper knows: say so, so that no asker waits. */
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    struct { int err; int pid; char call[28]; } answer = { err, 0, "request" };
+    reply(&answer, request[0] == REQUEST_SOCKET ? sizeof err : sizeof answer, -1);
+    return 1;
+}
+
+static void enter_namespace(pid_t outer, const char *which, int nstype)
+{
+    char path[64];
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/%ld/ns/%s", (long)outer, which);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die_errno("open", path);
+    if (setns(fd, nstype) < 0)
+        die_errno("setns", path);
+    close(fd);
+}
+
+/* Whether that process's namespace of this kind is ours already: setns()
+ * into one's own user namespace fails (EINVAL). */
+static int same_namespace(pid_t outer, const char *which)
+{
+    char path[64];
+    struct stat theirs, ours;
+
+    snprintf(path, sizeof path, "/proc/%ld/ns/%s", (long)outer, which);
+    if (stat(path, &theirs) < 0)
+        die_errno("stat", path);
+    snprintf(path, sizeof path, "/proc/self/ns/%s", which);
+    if (stat(path, &ours) < 0)
+        die_errno("stat", path);
+    return theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev;
+}
 
 static int keep(pid_t parent, pid_t userns_of)
 {
     char procfs[160];
-    int report[2], request[3];
-    pid_t init;
+    int report[2], status, children, own_user_namespace = 0;
+    struct pollfd watch[2];
+    sigset_t chld;
+    pid_t init, pid;
     ssize_t r;
 
     die_with_parent(parent);
-    if (userns_of > 0 && !same_namespace(userns_of, "user"))
+    if (userns_of > 0 && !same_namespace(userns_of, "user")) {
         enter_namespace(userns_of, "user", CLONE_NEWUSER);
-    else if (geteuid() != 0)
+        own_user_namespace = 1;
+    } else if (geteuid() != 0) {
         enter_new_user_namespace();
+        own_user_namespace = 1;
+    }
+    /* Commands spawned here run as the caller, not as the namespace's
+     * root: without ambient capabilities exec would drop every one. */
+    if (own_user_namespace)
+        keep_capabilities_across_exec();
     if (unshare(CLONE_NEWNET | CLONE_NEWPID) < 0)
         die_errno("unshare", "CLONE_NEWNET|CLONE_NEWPID");
     loopback_up();
+
+    /* Children are reaped in the loop below, when the signalfd says so.
+     * The mask is set whole: the harness's thread that started us may
+     * have had signals blocked, and we would have inherited them. */
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    Sigprocmask(SIG_SETMASK, &chld, NULL);
+    watch[1].fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (watch[1].fd < 0)
+        die_errno("signalfd", "SIGCHLD");
+    watch[1].events = POLLIN;
+    watch[0].fd = STDIN_FILENO;
+    watch[0].events = POLLIN;
 
     if (pipe2(report, O_CLOEXEC) < 0)
         die_errno("pipe2", "host init's report");
@@ -275,6 +589,7 @@ static int keep(pid_t parent, pid_t userns_of)
         die_errno("fork", "host init");
     if (init == 0) {
         close(report[0]);
+        close(watch[1].fd);
         run_init(report[1]);
     }
     close(report[1]);
@@ -295,144 +610,35 @@ static int keep(pid_t parent, pid_t userns_of)
     if (fflush(stdout) == EOF)
         die_errno("fflush", "stdout");
 
-    /* The harness holds our stdin open for the host's lifetime. On a
-     * SOCK_SEQPACKET socket one read() is one message: a request for a
-     * socket; anything else is ignored. */
+    /* The harness holds our stdin open for the host's lifetime. */
     for (;;) {
-        r = read(STDIN_FILENO, request, sizeof request);
-        if (r == (ssize_t)sizeof request)
-            serve_socket(request);
-        else if (r == 0 || (r < 0 && errno != EINTR))
+        if (poll(watch, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            die_errno("poll", "control socket and SIGCHLD");
+        }
+        if (watch[1].revents) {
+            struct signalfd_siginfo info;
+            while (read(watch[1].fd, &info, sizeof info) > 0)
+                ;
+            if (!reap_exited(init))
+                break; /* the init died: so did the host */
+        }
+        if (watch[0].revents && !serve_request())
             break;
     }
 
+    /* Everything in the host dies with its init; each command's status
+     * still goes to the harness (killed by SIGKILL, most of them). */
     kill(init, SIGKILL);
-    while (waitpid(init, NULL, 0) < 0 && errno == EINTR)
-        ;
+    for (children = 1; children;) {
+        pid = waitpid(-1, &status, 0);
+        if (pid > 0)
+            report_reaped(pid, status);
+        else if (errno != EINTR)
+            children = 0;
+    }
     return 0;
-}
-
-static void enter_namespace(pid_t outer, const char *which, int nstype)
-{
-    char path[64];
-    int fd;
-
-    snprintf(path, sizeof path, "/proc/%ld/ns/%s", (long)outer, which);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        die_errno("open", path);
-    if (setns(fd, nstype) < 0)
-        die_errno("setns", path);
-    close(fd);
-}
-
-/* Whether the host's namespace of this kind is ours already: setns()
- * into one's own user namespace fails (EINVAL), and a root host has none
- * of its own. */
-static int same_namespace(pid_t outer, const char *which)
-{
-    char path[64];
-    struct stat theirs, ours;
-
-    snprintf(path, sizeof path, "/proc/%ld/ns/%s", (long)outer, which);
-    if (stat(path, &theirs) < 0)
-        die_errno("stat", path);
-    snprintf(path, sizeof path, "/proc/self/ns/%s", which);
-    if (stat(path, &ours) < 0)
-        die_errno("stat", path);
-    return theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev;
-}
-
-/* Leave this process the way the command died, so the harness sees the
- * command's own status. A signal that would dump core must not: the
- * command already did, or was meant to. */
-static noreturn void exit_like(int status)
-{
-    if (WIFEXITED(status))
-        exit(WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        struct rlimit no_core = { 0, 0 };
-        sigset_t only;
-        setrlimit(RLIMIT_CORE, &no_core);
-        signal(sig, SIG_DFL);
-        sigemptyset(&only);
-        sigaddset(&only, sig);
-        sigprocmask(SIG_UNBLOCK, &only, NULL);
-        raise(sig);
-    }
-    exit(125);
-}
-
-/* The command as an ordinary user: no supplementary groups, every uid and
- * gid set (so the kernel clears every capability at the uid change), and
- * no_new_privs, so no set-uid program or file capability gives any back. */
-static void become(uid_t uid, gid_t gid, const char *command)
-{
-    if (setgroups(0, NULL) < 0)
-        die_errno("setgroups", command);
-    if (setresgid(gid, gid, gid) < 0)
-        die_errno("setresgid", command);
-    if (setresuid(uid, uid, uid) < 0)
-        die_errno("setresuid", command);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        die_errno("prctl PR_SET_NO_NEW_PRIVS", command);
-}
-
-static int exec_in(pid_t outer, int pidfd, char **argv, uid_t uid, gid_t gid)
-{
-    int report[2], status, exec_errno;
-    char line[32];
-    pid_t child;
-    ssize_t r;
-
-    die_with_parent(0);
-    if (!same_namespace(outer, "user")) {
-        enter_namespace(outer, "user", CLONE_NEWUSER);
-        keep_capabilities_across_exec();
-    }
-    enter_namespace(outer, "net", CLONE_NEWNET);
-    enter_namespace(outer, "pid_for_children", CLONE_NEWPID);
-
-    /* A close-on-exec pipe tells us whether execvp() worked. */
-    if (pipe2(report, O_CLOEXEC) < 0)
-        die_errno("pipe2", NULL);
-    child = fork();
-    if (child < 0)
-        die_errno("fork", argv[0]);
-    if (child == 0) {
-        close(report[0]);
-        close(pidfd);
-        if (uid != (uid_t)-1)
-            become(uid, gid, argv[0]);
-        execvp(argv[0], argv);
-        exec_errno = errno;
-        if (write(report[1], &exec_errno, sizeof exec_errno) < 0)
-            _exit(127);
-        _exit(127);
-    }
-    close(report[1]);
-    r = read(report[0], &exec_errno, sizeof exec_errno);
-    close(report[0]);
-    if (r == (ssize_t)sizeof exec_errno) {
-        waitpid(child, NULL, 0);
-        errno = exec_errno;
-        fprintf(stderr, "flhost: exec(%s): %s\n", argv[0], strerror(exec_errno));
-        snprintf(line, sizeof line, "-1\n");
-        if (write(pidfd, line, strlen(line)) < 0)
-            exit(127);
-        exit(127);
-    }
-
-    snprintf(line, sizeof line, "%ld\n", (long)child);
-    if (write(pidfd, line, strlen(line)) < 0)
-        die_errno("write", "pid descriptor");
-    close(pidfd);
-
-    while (waitpid(child, &status, 0) < 0)
-        if (errno != EINTR)
-            die_errno("waitpid", argv[0]);
-    exit_like(status);
 }
 
 int main(int argc, char **argv)
@@ -442,23 +648,9 @@ int main(int argc, char **argv)
         return keep(parse_pid(argv[2], "keep"), 0);
     if (argc == 4 && strcmp(argv[1], "keep") == 0)
         return keep(parse_pid(argv[2], "keep"), parse_pid(argv[3], "USERNS_PID"));
-    if (argc >= 6 && strcmp(argv[1], "exec") == 0 && strcmp(argv[4], "--") == 0) {
-        pid_t outer = parse_pid(argv[2], "exec");
-        int pidfd = (int)parse_pid(argv[3], "PIDFD");
-        return exec_in(outer, pidfd, argv + 5, (uid_t)-1, (gid_t)-1);
-    }
-    if (argc >= 8 && strcmp(argv[1], "exec") == 0 && strcmp(argv[6], "--") == 0) {
-        pid_t outer = parse_pid(argv[2], "exec");
-        int pidfd = (int)parse_pid(argv[3], "PIDFD");
-        /* parse_pid's range suits ids too; uid 0 is not asked for this way. */
-        uid_t uid = (uid_t)parse_pid(argv[4], "UID");
-        gid_t gid = (gid_t)parse_pid(argv[5], "GID");
-        return exec_in(outer, pidfd, argv + 7, uid, gid);
-    }
     if (argc == 2 && strcmp(argv[1], "--help") == 0) {
         fputs(usage_text, stdout);
         return 0;
     }
-    die_usage("expected 'keep PARENT_PID [USERNS_PID]' or "
-              "'exec OUTER_PID PIDFD [UID GID] -- COMMAND...'");
+    die_usage("expected 'keep PARENT_PID [USERNS_PID]'");
 }
