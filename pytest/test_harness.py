@@ -296,13 +296,77 @@ def test_a_command_on_a_host_gone_down_ended_by_sigkill(hosts_possible, artifact
     assert not proc.alive()
 
 
-def test_a_signal_to_a_reaped_command_reaches_no_one(host):
-    """Through the pidfd the keeper handed over: once the command has gone,
-    its pid is nobody's to signal, even should another process take it."""
+def test_a_signal_to_a_command_that_has_exited_is_sent_to_no_one(host):
+    """Through the pidfd the keeper handed over, which stays the command's
+    own: once it has gone, there is no one to signal, and nothing raises."""
     proc = host.spawn(["true"])
     assert proc.wait() == 0
-    proc.send_signal(signal.SIGTERM)  # nothing to signal, and nothing raised
-    assert procs.send_signal(proc.pid, 0, pidfd=os.pidfd_open(os.getpid())) is True
+    proc.send_signal(signal.SIGTERM)
+    assert proc.returncode == 0
+
+
+def raw_spawn(host, argv, status_w):
+    """A spawn request written by hand (flhost.c, serve_spawn): the answer
+    (errno, pid, call) and the descriptors that came with it."""
+    strings = b"".join(s.encode() + b"\0" for s in ["/", *argv])
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        socket.send_fds(host._control, [struct.pack("5i", 2, -1, -1, len(argv), 0)
+                                        + strings], [null, null, null, status_w])
+        answer, fds, _, _ = socket.recv_fds(host._control, 36, 1)
+    finally:
+        os.close(null)
+    return struct.unpack("ii28s", answer), fds
+
+
+def test_a_status_nobody_reads_any_more_leaves_the_host_up(host):
+    """The keeper writes each command's status to its pipe; a pipe whose
+    reader is gone is an EPIPE to it, not a SIGPIPE that would kill it and
+    everything on the host."""
+    survivor = host.spawn(["sleep", "30"])
+    r, w = os.pipe()
+    (err, pid, _), fds = raw_spawn(host, ["true"], w)
+    os.close(w)
+    os.close(r)  # nobody will read this one's status
+    for fd in fds:
+        os.close(fd)
+    assert err == 0, os.strerror(err)
+    wait_until(lambda: procs.info(pid) is None, 10.0, f"command {pid} to be reaped")
+    assert survivor.alive(), f"the keeper died: survivor ended {survivor.returncode}"
+    assert host.run(["sh", "-c", "exit 5"])[0] == 5
+
+
+@pytest.mark.parametrize("size", [250_000, 400_000], ids=["fits", "too-big"])
+def test_a_large_environment_starts_or_is_refused_by_its_size(host, size):
+    """A request carries the command's environment: up to the keeper's
+    limit (256 KiB) it starts; beyond it the refusal says how big it was.
+    (A socket's default send buffer fits about 208 KiB.)"""
+    # In strings of 50,000 bytes: exec takes none over 128 KiB.
+    env = dict(os.environ, **{f"BIG{i}": "x" * 50_000 for i in range(size // 50_000)})
+    if size < 256 * 1024:
+        proc = host.spawn(["sh", "-c", 'echo ${#BIG0} ${#BIG3}'], env=env)
+        assert proc.wait() == 0 and proc.stdout().split() == ["50000"] * 2, proc.stderr()
+    else:
+        with pytest.raises(HostError, match=r"cannot start sh: its arguments and "
+                           r"environment take [\d,]+ bytes, over the [\d,]+"):
+            host.spawn(["sh", "-c", "true"], env=env)
+        assert host.run(["true"])[0] == 0
+
+
+def test_a_request_interrupted_before_its_answer_leaves_the_host_unusable(host,
+                                                                          monkeypatch):
+    """A Ctrl-C between a request and its answer leaves the answer on its
+    way: taken for the next request's, a command would get another's pid.
+    The host says it is unusable instead, and closes as usual."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(socket, "recv_fds", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            host.spawn(["sleep", "30"])
+    with pytest.raises(HostError, match=r"unusable: a request to start sleep got no "
+                                        r"answer \(KeyboardInterrupt"):
+        host.spawn(["true"])
 
 
 def test_a_request_the_keeper_does_not_know_is_answered_not_left_hanging(host):
@@ -311,7 +375,7 @@ def test_a_request_the_keeper_does_not_know_is_answered_not_left_hanging(host):
     r, w = os.pipe()
     try:
         socket.send_fds(host._control, [struct.pack("5i", 2, -1, -1, 1, 0) + b"/\0sleep"],
-                         [r, w, w, w])
+                        [r, w, w, w])
         answer, fds, _, _ = socket.recv_fds(host._control, 36, 1)
     finally:
         os.close(r)

@@ -1,19 +1,22 @@
 """Isolated hosts: one network namespace (loopback up) and one PID namespace
 per host, made by the C keeper `flhost` (python/faultline/native/flhost.c).
 
-A host costs one small process start (a few milliseconds). Everything run
-on it is killed by the kernel when the host closes, and also when this
-Python process dies in any way, SIGKILL included: the keeper dies with us
-(PR_SET_PDEATHSIG), and with it the host's init, which takes every process
-of the PID namespace along; the network namespace, unnamed, goes with its
-last process. Nothing is ever mounted under /run/netns.
+A host costs one small process start (a few milliseconds), and one is
+made ahead of the Host() that takes it (_Spare). The keeper also starts
+every command on its host (Host.spawn). Everything run on it is killed by
+the kernel when the host closes, and also when this Python process dies in
+any way, SIGKILL included: the keeper dies with us (PR_SET_PDEATHSIG), and
+with it the host's init, which takes every process of the PID namespace
+along; the network namespace, unnamed, goes with its last process. Nothing
+is ever mounted under /run/netns.
 
 The host's init also mounts a /proc of the host's own, in a mount namespace
 only it is in: looking at a host's processes (processes()) reads that, and
 costs what the host holds, not what the machine runs.
 
-Without root the keeper first makes a user namespace in which the caller is
-root (flhost.c says how), and everything on the host runs as that root. This
+Without root the keeper first makes a user namespace in which the caller
+keeps its uid and has every capability (flhost.c says how), and everything
+on the host runs so. This
 process, outside it, can no longer join the host's network namespace from a
 thread (setns(2) wants CAP_SYS_ADMIN over the namespace's owner, and a
 thread cannot join a user namespace). A socket keeps its network namespace
@@ -49,6 +52,8 @@ PR_SET_PDEATHSIG = 1
 _SOCKET, _SPAWN = 1, 2
 _REQUEST_MAX = 256 * 1024
 _SPAWN_ANSWER = struct.Struct("ii28s")
+# An answer waits for a fork and an exec: seconds only on a machine in trouble.
+_ANSWER_TIMEOUT = 10.0
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -193,9 +198,10 @@ class Proc:
     /proc sees it; its own event log calls it by its pid inside the host.
 
     The host's keeper forked it and reaps it: its wait status arrives on
-    a pipe (status_fd) the keeper writes once it has reaped it, or closes
-    unwritten when the host goes down (everything on it killed by
-    SIGKILL). pidfd is the process's own, so a signal can never reach
+    a pipe (status_fd) the keeper writes once it has reaped it, even when
+    the host closes (then SIGKILL, most often); a pipe closed unwritten
+    means the keeper itself died, and everything on the host with it
+    (SIGKILL too). pidfd is the process's own, so a signal can never reach
     another process that reused the pid."""
 
     def __init__(self, host, name, argv, pid, pidfd, status_fd, stdin,
@@ -207,6 +213,7 @@ class Proc:
         self._pidfd = pidfd
         self._status_fd = status_fd
         self._returncode = None
+        self._status_lock = threading.Lock()
         self.stdin = stdin
         self.stdout_path = stdout_path
         self.stderr_path = stderr_path
@@ -216,19 +223,20 @@ class Proc:
 
     def _read_status(self):
         """The status, if the keeper has sent it: never blocks."""
-        if self._returncode is None and self._status_fd is not None:
-            try:
-                data = os.read(self._status_fd, 4)
-            except BlockingIOError:
-                return None
-            if len(data) == 4:
-                self._returncode = os.waitstatus_to_exitcode(struct.unpack("i", data)[0])
-            else:  # the keeper went with its host: so did this process
-                self._returncode = -signal.SIGKILL
-            self._release()
-        return self._returncode
+        with self._status_lock:
+            if self._returncode is None:
+                try:
+                    data = os.read(self._status_fd, 4)
+                except BlockingIOError:
+                    return None
+                if len(data) == 4:
+                    self._release(os.waitstatus_to_exitcode(struct.unpack("i", data)[0]))
+                else:  # the keeper went with its host: so did this process
+                    self._release(-signal.SIGKILL)
+            return self._returncode
 
-    def _release(self):
+    def _release(self, returncode):
+        self._returncode = returncode
         for fd in (self._status_fd, self._pidfd):
             if fd is not None:
                 os.close(fd)
@@ -251,7 +259,9 @@ class Proc:
                     f"timed out after {timeout:g}s waiting for {self.name} "
                     f"(pid {self.pid}) to exit; it is "
                     f"{procs.describe(self.pid)}")
-            select.select([self._status_fd], [], [], left)
+            waiting = select.poll()  # not select(): descriptors may be >= 1024
+            waiting.register(self._status_fd, select.POLLIN)
+            waiting.poll(left * 1000)
         return self._returncode
 
     def send_signal(self, signo):
@@ -292,8 +302,10 @@ class Proc:
                 self.stdin.close()
         try:
             self.wait(timeout)
-        except WaitTimeout:
-            self._release()
+        except WaitTimeout:  # gone with its host all the same
+            with self._status_lock:
+                if self._returncode is None:
+                    self._release(-signal.SIGKILL)
 
 
 class _Keeper:
@@ -305,6 +317,13 @@ class _Keeper:
         flhost = paths.binary("flhost")
         self.control, keepers_end = socket.socketpair(socket.AF_UNIX,
                                                       socket.SOCK_SEQPACKET)
+        # A message must fit the sender's buffer (the kernel doubles what
+        # is asked, up to net.core.wmem_max): the largest request is what
+        # this buffer allows, up to what the keeper reads.
+        self.control.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _REQUEST_MAX)
+        self.request_max = min(_REQUEST_MAX, self.control.getsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF) - 1024)
+        self.control.settimeout(_ANSWER_TIMEOUT)
         try:
             self.process = subprocess.Popen(
                 [str(flhost), "keep", str(os.getpid()), *joins],
@@ -385,16 +404,21 @@ class _Spare:
             return self._spare is not None
 
     def take(self):
+        """A host up, the spare if there is one. The next spare is not
+        started here: it would compete for the CPU with the start of the
+        taker's first command (Host.spawn, Host.close want it)."""
         with self._ready:
             self._want()
             while self._spare is None:
                 self._ready.wait()
             spare, self._spare = self._spare, None
-            self._want()  # the next one
-        if isinstance(spare, BaseException):
+        if isinstance(spare, HostUnavailable):
             raise spare
-        if spare.process.poll() is not None:  # died while it waited
-            spare.close()
+        if isinstance(spare, BaseException) or spare.process.poll() is not None:
+            # What failed then (a busy machine's timeout, say) may not now;
+            # a keeper that died while it waited is no host.
+            if not isinstance(spare, BaseException):
+                spare.close()
             return _Keeper([])
         return spare
 
@@ -430,6 +454,8 @@ class Host:
         self._procs = []
         self._keeper = None
         self._netns_inode = None
+        self._broken = None
+        self._spare_wanted = False
         self.closed = False
         self._ports_for_users = False
         self._control_lock = threading.Lock()
@@ -502,13 +528,13 @@ class Host:
                 stdin_r, stdin_w = os.pipe()
                 ours.append(stdin_w)
             elif stdin == subprocess.DEVNULL:
-                stdin_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                stdin_r = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
             else:
                 raise ValueError(f"stdin must be DEVNULL or PIPE, not {stdin!r}")
             theirs.append(stdin_r)
             for path in (stdout_path, stderr_path):
                 theirs.append(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-                                      | os.O_CLOEXEC, 0o644))
+                                      | os.O_CLOEXEC, 0o666))
             status_r, status_w = os.pipe()
             ours.append(status_r)
             theirs.append(status_w)
@@ -525,26 +551,35 @@ class Host:
                     os.fdopen(stdin_w, "wb") if stdin == subprocess.PIPE else None,
                     stdout_path, stderr_path)
         self._procs.append(proc)
+        self._want_spare()
         return proc
+
+    def _want_spare(self):
+        """The next test's host, made now that this one's first command
+        has started (or it closes without one)."""
+        if not self._spare_wanted:
+            self._spare_wanted = True
+            _spare.want()
 
     def _keeper_spawns(self, argv, env, uid, gid, fds):
         """The spawn request (flhost.c, serve_spawn): (pid, pidfd)."""
+        try:
+            cwd = os.fsencode(os.getcwd())
+        except FileNotFoundError:  # removed: the keeper's own, "/"
+            cwd = b""
         envs = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
         # In this process's working directory, as a child of ours would be:
-        # the keeper's is where it started, a spare's perhaps long ago.
-        strings = b"".join(s + b"\0" for s in [os.fsencode(os.getcwd()),
-                                               *map(os.fsencode, argv), *envs])
-        request = struct.pack("5i", _SPAWN, uid, gid, len(argv), len(envs)) + strings
-        if len(request) > _REQUEST_MAX:
+        # the keeper's is "/" (a spare's was made long before).
+        strings = b"".join(s + b"\0" for s in [cwd, *map(os.fsencode, argv), *envs])
+        request = struct.pack("iIIii", _SPAWN, uid & 0xFFFFFFFF, gid & 0xFFFFFFFF,
+                              len(argv), len(envs)) + strings
+        if len(request) > self._keeper.request_max:
             raise HostError(f"cannot start {argv[0]}: its arguments and environment "
-                            f"are over {_REQUEST_MAX} bytes")
-        with self._control_lock:
-            try:
-                socket.send_fds(self._control, [request], fds)
-                data, got, _, _ = socket.recv_fds(self._control, _SPAWN_ANSWER.size, 1)
-            except OSError as e:
-                raise HostError(f"host {self.name}: its keeper ({self.outer_pid}) "
-                                f"is gone: {e.strerror}") from None
+                            f"take {len(request):,} bytes, over the "
+                            f"{self._keeper.request_max:,} a request to the host's "
+                            f"keeper may")
+        data, got = self._ask_keeper(request, fds, _SPAWN_ANSWER.size,
+                                     f"to start {argv[0]}")
         if len(data) != _SPAWN_ANSWER.size:
             for fd in got:
                 os.close(fd)
@@ -557,6 +592,40 @@ class Host:
             call = call.rstrip(b"\0").decode(errors="replace")
             raise HostError(f"cannot start {argv[0]}: {call}: {os.strerror(err)}")
         return pid, got[0]
+
+    def _ask_keeper(self, request, fds, answer_size, what):
+        """One request and its answer: (data, descriptors). A request whose
+        answer did not come (an interrupt, a keeper that did not answer in
+        time) leaves the host unusable: the answer still on its way would
+        be taken for the next one's."""
+        with self._control_lock:
+            if self._broken:
+                raise HostError(f"host {self.name} is unusable: {self._broken}")
+            try:
+                socket.send_fds(self._control, [request], fds)
+            except OSError as e:
+                raise HostError(f"host {self.name}: its keeper ({self.outer_pid}) "
+                                f"is gone: {e.strerror or e}") from None
+            try:
+                data, got, flags, _ = socket.recv_fds(self._control, answer_size, 1,
+                                                      socket.MSG_CMSG_CLOEXEC)
+            except BaseException as e:
+                self._broken = (f"a request {what} got no answer "
+                                f"({type(e).__name__}: {e})")
+                if isinstance(e, TimeoutError):
+                    raise HostError(f"host {self.name}: its keeper ({self.outer_pid}) "
+                                    f"did not answer a request {what} within "
+                                    f"{_ANSWER_TIMEOUT:g} s") from None
+                if isinstance(e, OSError):
+                    raise HostError(f"host {self.name}: its keeper ({self.outer_pid}) "
+                                    f"is gone: {e.strerror or e}") from None
+                raise
+        if flags & socket.MSG_CTRUNC:
+            for fd in got:
+                os.close(fd)
+            raise HostError(f"host {self.name}: the descriptor its keeper passed back "
+                            f"{what} did not arrive (too many open files here?)")
+        return data, got
 
     def _as_user(self, user):
         """flhost's UID GID for user; the first time, lets ordinary users
@@ -682,10 +751,11 @@ class Host:
             return self.in_netns(socket.socket, family, type, proto)
         if self.closed:
             raise HostError(f"host {self.name} is closed")
-        with self._control_lock:
-            self._control.send(struct.pack("4i", _SOCKET, family, type, proto))
-            data, fds, _, _ = socket.recv_fds(self._control, 4, 1)
+        data, fds = self._ask_keeper(struct.pack("4i", _SOCKET, family, type, proto), [],
+                                     4, "for a socket")
         if len(data) != 4:
+            for fd in fds:
+                os.close(fd)
             raise HostError(f"host {self.name}: its keeper ({self.outer_pid}) did not "
                             f"answer a request for a socket")
         err = struct.unpack("i", data)[0]
@@ -708,5 +778,6 @@ class Host:
         if self._keeper is not None:
             procs.forget_host(self._netns_inode)
             self._keeper.close()
+            self._want_spare()
         for proc in self._procs:
             proc._closed_with_host(5.0)

@@ -240,13 +240,13 @@ class Server:
         """The status the server ended with, as Proc.returncode gives it;
         None while it runs, or when nothing can tell any more (a server
         behind a wrapper, already reaped by it). Waits up to `wait` for the
-        shim to report a server it has just seen die."""
+        host's keeper to report a server it has just seen die."""
         if self.proc is None:
             return None
         if self.pid is None or self.pid == self.proc.pid:
             code = self.proc.returncode
             if code is None and self.pid is not None and not self.alive():
-                try:  # dead, and its shim about to report how
+                try:  # dead, and its keeper about to report how
                     code = self.proc.wait(wait)
                 except WaitTimeout:
                     pass

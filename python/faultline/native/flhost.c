@@ -8,7 +8,9 @@
  *       not mount its own /proc, see mount_host_proc, the line goes on with
  *       " noproc CALL: strerror"), then serves requests on stdin, a
  *       SOCK_SEQPACKET unix socket, until end of file there (the harness
- *       closing the host), and exits, taking the host with it. A request
+ *       closing the host) or until its init dies, and exits, taking the
+ *       host with it; each command's wait status is written first (see
+ *       serve_spawn). A request
  *       is one message, native ints first, the first its kind:
  *         socket {1, family, type, protocol}: answered with one int, 0 or
  *           the errno of socket(2), and the socket made in the host
@@ -236,7 +238,10 @@ static size_t n_spawned, spawned_room;
  * failed reply is the harness's to notice (it reads an end of file). */
 static void reply(const void *data, size_t len, int fd)
 {
-    char control[CMSG_SPACE(sizeof(int))];
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
     struct msghdr msg;
     struct cmsghdr *cmsg;
     struct iovec iov;
@@ -247,9 +252,9 @@ static void reply(const void *data, size_t len, int fd)
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     if (fd >= 0) {
-        memset(control, 0, sizeof control);
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
         cmsg = CMSG_FIRSTHDR(&msg);
         cmsg->cmsg_level = SOL_SOCKET;
         cmsg->cmsg_type = SCM_RIGHTS;
@@ -326,7 +331,8 @@ static int report_reaped(pid_t pid, int status)
     for (size_t i = 0; i < n_spawned; i++) {
         if (spawned[i].pid != pid)
             continue;
-        /* The harness may have stopped listening: nothing to do then. */
+        /* EPIPE when the harness has stopped listening (SIGPIPE is blocked
+         * here): nothing to do then. */
         if (write(spawned[i].status_fd, &status, sizeof status) < 0)
             (void)0;
         close(spawned[i].status_fd);
@@ -337,13 +343,15 @@ static int report_reaped(pid_t pid, int status)
 }
 
 /* {kind, uid, gid, argc, envc} then 1 + argc + envc NUL-terminated strings
- * (the working directory, the arguments, the environment), and four
- * descriptors attached: the command's stdin, stdout, stderr, and the
- * one its wait status is written to once it is reaped. The command is
+ * (the working directory, empty for "/", the arguments, the environment),
+ * and four descriptors attached: the command's stdin, stdout, stderr, and
+ * the one its wait status is written to once it is reaped. The command is
  * forked from here, so it is in the host's network and PID namespaces
  * already (and its user namespace, with the capabilities made ambient at
- * start). Replies {errno, pid, call}, with a pidfd of the command attached
- * when it runs: errno 0 once exec worked; otherwise the failed call. */
+ * start); it inherits what else the keeper had when it started (umask,
+ * rlimits, nice, affinity, cgroup). Replies {errno, pid, call}: errno 0
+ * once exec worked, with a pidfd of the command attached; otherwise the
+ * call that failed, and no command runs. */
 static void serve_spawn(const int *header, char *strings, size_t len, const int *fds)
 {
     struct { int err; int pid; char call[28]; } answer = { 0, 0, "" };
@@ -395,7 +403,7 @@ static void serve_spawn(const int *header, char *strings, size_t len, const int 
         for (i = 0; i < 3; i++)
             if (dup2(fds[i], (int)i) < 0)
                 child_fails(report[1], "dup2");
-        if (chdir(cwd) < 0)
+        if (cwd[0] != '\0' && chdir(cwd) < 0)
             child_fails(report[1], "chdir");
         if (uid != (uid_t)-1)
             become(uid, gid, report[1]);
@@ -420,10 +428,13 @@ static void serve_spawn(const int *header, char *strings, size_t len, const int 
      * the pidfd is the command's. */
     pidfd = (int)syscall(SYS_pidfd_open, child, 0);
     if (pidfd < 0) {
-        /* Unsignalled safely, it is not the harness's: it goes now. */
+        /* The harness could not signal it safely: it is not started. */
         answer.err = errno;
         snprintf(answer.call, sizeof answer.call, "pidfd_open");
         kill(child, SIGKILL);
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+            ;
+        goto out;
     }
     answer.pid = child;
     remember_spawned(child, fds[3]);
@@ -464,8 +475,11 @@ static int reap_exited(pid_t init)
 static int serve_request(void)
 {
     static int request[REQUEST_MAX / sizeof(int)];
-    char control[CMSG_SPACE(REQUEST_FDS * sizeof(int))];
-    int fds[REQUEST_FDS], nfds = 0, err = EINVAL;
+    union {
+        char buf[CMSG_SPACE(REQUEST_FDS * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    int fds[REQUEST_FDS], nfds = 0, err = EINVAL, kind;
     struct cmsghdr *cmsg;
     struct msghdr msg;
     struct iovec iov;
@@ -476,8 +490,8 @@ static int serve_request(void)
     iov.iov_len = sizeof request;
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
     r = recvmsg(STDIN_FILENO, &msg, MSG_CMSG_CLOEXEC);
     if (r < 0)
         return errno == EINTR || errno == EAGAIN;
@@ -496,12 +510,15 @@ static int serve_request(void)
                 close(fd);
         }
     }
-    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+    kind = r >= (ssize_t)sizeof(int) ? request[0] : 0;
+    if (msg.msg_flags & MSG_TRUNC) {
         err = E2BIG;
-    } else if (r == 4 * sizeof(int) && request[0] == REQUEST_SOCKET && nfds == 0) {
+    } else if (msg.msg_flags & MSG_CTRUNC) {
+        err = EMFILE; /* the descriptors it brought did not all arrive */
+    } else if (r == 4 * sizeof(int) && kind == REQUEST_SOCKET && nfds == 0) {
         serve_socket(request + 1);
         return 1;
-    } else if (r > 5 * (ssize_t)sizeof(int) && request[0] == REQUEST_SPAWN &&
+    } else if (r > 5 * (ssize_t)sizeof(int) && kind == REQUEST_SPAWN &&
                nfds == REQUEST_FDS && request[3] > 0 && request[4] >= 0) {
         serve_spawn(request, (char *)(request + 5), (size_t)r - 5 * sizeof(int), fds);
         return 1;
@@ -510,7 +527,7 @@ static int serve_request(void)
     for (int i = 0; i < nfds; i++)
         close(fds[i]);
     struct { int err; int pid; char call[28]; } answer = { err, 0, "request" };
-    reply(&answer, request[0] == REQUEST_SOCKET ? sizeof err : sizeof answer, -1);
+    reply(&answer, kind == REQUEST_SOCKET ? sizeof err : sizeof answer, -1);
     return 1;
 }
 
@@ -547,9 +564,9 @@ static int same_namespace(pid_t outer, const char *which)
 static int keep(pid_t parent, pid_t userns_of)
 {
     char procfs[160];
-    int report[2], status, children, own_user_namespace = 0;
+    int report[2], status, children, own_user_namespace = 0, init_up = 1;
     struct pollfd watch[2];
-    sigset_t chld;
+    sigset_t chld, blocked;
     pid_t init, pid;
     ssize_t r;
 
@@ -568,13 +585,26 @@ static int keep(pid_t parent, pid_t userns_of)
     if (unshare(CLONE_NEWNET | CLONE_NEWPID) < 0)
         die_errno("unshare", "CLONE_NEWNET|CLONE_NEWPID");
     loopback_up();
+    /* Not to pin the folder it was started in (a spare host outlives the
+     * test that was running then): each command names its own. */
+    if (chdir("/") < 0)
+        die_errno("chdir", "/");
 
-    /* Children are reaped in the loop below, when the signalfd says so.
+    /* Children are reaped in the loop below, when the signalfd says so
+     * (SIGCHLD at its default: ignored, the kernel would reap them).
+     * SIGPIPE is blocked, not ignored, so that a status pipe nobody reads
+     * any more is an EPIPE here and commands still start with it at its
+     * default (a child's mask is reset, its dispositions are inherited).
      * The mask is set whole: the harness's thread that started us may
      * have had signals blocked, and we would have inherited them. */
+    if (signal(SIGCHLD, SIG_DFL) == SIG_ERR)
+        die_errno("signal", "SIGCHLD");
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
-    Sigprocmask(SIG_SETMASK, &chld, NULL);
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGCHLD);
+    sigaddset(&blocked, SIGPIPE);
+    Sigprocmask(SIG_SETMASK, &blocked, NULL);
     watch[1].fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (watch[1].fd < 0)
         die_errno("signalfd", "SIGCHLD");
@@ -621,8 +651,10 @@ static int keep(pid_t parent, pid_t userns_of)
             struct signalfd_siginfo info;
             while (read(watch[1].fd, &info, sizeof info) > 0)
                 ;
-            if (!reap_exited(init))
-                break; /* the init died: so did the host */
+            if (!reap_exited(init)) {
+                init_up = 0; /* the init died: so did the host */
+                break;
+            }
         }
         if (watch[0].revents && !serve_request())
             break;
@@ -630,7 +662,8 @@ static int keep(pid_t parent, pid_t userns_of)
 
     /* Everything in the host dies with its init; each command's status
      * still goes to the harness (killed by SIGKILL, most of them). */
-    kill(init, SIGKILL);
+    if (init_up)
+        kill(init, SIGKILL);
     for (children = 1; children;) {
         pid = waitpid(-1, &status, 0);
         if (pid > 0)
