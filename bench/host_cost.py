@@ -8,7 +8,7 @@ Each round measures, interleaved so that machine noise hits all alike:
   harness makes the next host while a test runs; this round waits for it
   first, as a test's own run would), then echod started on it until
   Echod.start() returns (its readiness line, then echod idle in ppoll):
-  "host + echod ready", the figure issue 13 bounds at 5 ms;
+  "host + echod ready" (`faultline bench` measures it too);
 - the same with the host made on demand (Host(spare=False): one
   `flhost keep` started and up);
 - `ip netns add` + `ip -n NS link set lo up` + `ip netns del`;
@@ -30,35 +30,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 
 from faultline import build  # noqa: E402
-from faultline import host as hosts  # noqa: E402
-from faultline.echod import Echod  # noqa: E402
-from faultline.host import Host  # noqa: E402
-from faultline.waiting import wait_until  # noqa: E402
+from faultline.bench import host_and_echod_ms, spare_host_ready  # noqa: E402
 
 
 def ms(f):
     t = time.perf_counter()
     f()
     return (time.perf_counter() - t) * 1000
-
-
-def host_and_echod(workdir, spare, timings):
-    """One host and echod on it, up then down; timings gets (host,
-    echod start) in ms."""
-    started = time.perf_counter()
-    with Host("bench", workdir, spare=spare) as host:
-        made = time.perf_counter()
-        server = Echod(host)
-        server.start()
-        ready = time.perf_counter()
-        server.terminate()
-    timings.append(((made - started) * 1000, (ready - made) * 1000))
-
-
-def spare_ready():
-    """Until the host made ahead is up: what a test's own run leaves time for."""
-    hosts._spare.want()
-    wait_until(hosts._spare.ready, 10.0, "the spare host")
 
 
 def ip_netns():
@@ -85,9 +63,9 @@ def main():
         work = Path(tmp)
         spared, fresh, netns, execs = [], [], [], []
         for _ in range(rounds):
-            spare_ready()
-            host_and_echod(work, True, spared)
-            host_and_echod(work, False, fresh)
+            spare_host_ready()
+            spared.append(host_and_echod_ms(work, True))
+            fresh.append(host_and_echod_ms(work, False))
             netns.append(ms(ip_netns))
             execs.append(ms(one_exec))
     print(f"rounds: {rounds}")

@@ -35,7 +35,10 @@ def fake_report(rounds=2, **change):
                               "client_error": "", "server_fds_at_peak": 104}}
     for name, (metric, value) in change.items():
         rounds_[name.replace("_", "-")][0][metric] = value
-    return bench.build_report(settings, chosen, rounds_, syscalls, scaled, {})
+    ms = {"median": 4.0, "min": 3.0, "max": 9.0}
+    harness = {"ready_ms_spare": ms, "host_ms_spare": ms, "ready_ms_on_demand": ms,
+               "host_ms_on_demand": ms}
+    return bench.build_report(settings, chosen, rounds_, syscalls, scaled, {}, harness)
 
 
 def test_a_whole_report_validates():
@@ -59,13 +62,33 @@ def test_a_whole_report_validates():
      "scale echod-epoll: held 50 of 100 (Too many open files)"),
     (lambda r: r["ratios"].pop("echod-prefork"),
      "echod-prefork: no conn/s ratio against min-prefork"),
+    (lambda r: r["harness"].pop("ready_ms_spare"),
+     "harness: no ready ms spare figure"),
+    (lambda r: (r["settings"].update(suite=True),
+                r["harness"].update(suite={"exit": 0, "summary": "1 passed"},
+                                    k_zombie_warm={"exit": 1, "summary": "1 failed"})),
+     "harness: k zombie warm did not pass: 1 failed"),
 ], ids=["metric-missing", "nothing-echoed", "round-missing", "no-syscalls", "zombies",
-        "scale-short", "ratio-missing"])
+        "scale-short", "ratio-missing", "harness-missing", "suite-failed"])
 def test_a_broken_report_does_not_validate(breakage, expected):
     report = fake_report()
     breakage(report)
     problems = bench.validate(report)
     assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_a_timed_test_run_says_how_long_and_how_it_ended(tmp_path):
+    """bench --suite's timer, on a run of one quick test and on one that
+    selects nothing (pytest's exit 5: not a pass)."""
+    quiet = bench.Progress(1, stream=open(tmp_path / "progress", "w"))
+    run = bench.time_pytest(["pytest", "--no-build", "-q", "-p", "no:xdist",
+                             "pytest/test_bench.py::test_paired_ratio_pairs_rounds"],
+                            quiet, "one test")
+    assert run["exit"] == 0 and run["summary"].startswith("1 passed") \
+        and run["seconds"] > 0, run
+    run = bench.time_pytest(["pytest", "--no-build", "-q", "-p", "no:xdist", "-k",
+                             "no_test_has_this_name"], quiet, "none")
+    assert run["exit"] == 5 and "deselected" in run["summary"], run
 
 
 def test_paired_ratio_pairs_rounds():
@@ -122,3 +145,4 @@ def test_quick_bench_writes_a_whole_report(hosts_possible, faultline_built, tmp_
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", \
         f"{out / 'bench.png'} is not a PNG"
     assert "bench [100%]" in proc.stderr, f"no progress line reached the end{seen(proc)}"
+    assert "| spare host (a test's usual case) |" in table, table

@@ -28,6 +28,12 @@ to --scale-conns concurrent connections, RLIMIT_NOFILE raised; fork to
 client opens them 64 at a time, each echoing a byte, within
 --scale-seconds (what is held by then is reported).
 
+The harness itself, once: a host + echod ready as a test meets it (Host()
+with the spare host up, then Echod.start() returning at echod's readiness
+line), and the same with the host made on demand, --harness-rounds of each
+interleaved; with --suite, the wall time of the whole test suite
+(`faultline test`) and of `pytest -k zombie` run twice (the second warm).
+
 Nothing here is asserted: the figures go to a table (ratios against the
 minimal server of each kind), bench.json and bench.png in the output
 folder. validate() checks that a report is whole and well-formed; the
@@ -37,6 +43,7 @@ test suite runs --quick and checks that, never a timing.
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -79,6 +86,8 @@ class Settings:
     scale_in_flight: int = 64     # connections the client opens at once
     scale_seconds: float = 120.0  # to open them; as long again to hold them
     strace_conns: int = 200
+    harness_rounds: int = 50
+    suite: bool = False
     only: tuple = ()
     quick: bool = False
 
@@ -90,7 +99,7 @@ class Settings:
 
 # What --quick changes: a smoke run that exercises every step, seconds long.
 QUICK = dict(rounds=1, seconds=0.05, scale_conns=200, scale_children=20,
-             strace_conns=10)
+             strace_conns=10, harness_rounds=3)
 
 
 @dataclass(frozen=True)
@@ -397,7 +406,7 @@ def run(settings, workdir, stream=sys.stderr):
     # each, strace and the scale runs.
     per_round = 1 + len(settings.client_workers) + len(settings.stream_conns)
     progress = Progress(settings.rounds * len(chosen) * per_round + len(chosen)
-                        + len(scalers), stream)
+                        + len(scalers) + 1 + 3 * settings.suite, stream)
     rounds = {s.name: [] for s in chosen}
     for r in range(settings.rounds):
         order = chosen if r % 2 == 0 else list(reversed(chosen))
@@ -413,8 +422,74 @@ def run(settings, workdir, stream=sys.stderr):
                                        progress) for s in chosen}
     scaled = {s.name: scale(s, workdir / f"scale-{s.name}", settings, progress)
               for s in scalers}
+    harness = harness_cost(workdir / "harness", settings, progress)
+    if settings.suite:
+        harness.update(suite_wall_times(progress))
     progress.end()
-    return build_report(settings, chosen, rounds, syscalls, scaled, skipped)
+    return build_report(settings, chosen, rounds, syscalls, scaled, skipped, harness)
+
+
+# --- the harness's own cost ------------------------------------------------------------
+
+def host_and_echod_ms(workdir, spare):
+    """One host and echod on it, up then down: (ms to Host(), ms from there
+    to Echod.start() returning), as a test's fixtures meet them."""
+    from .echod import Echod
+    started = time.perf_counter()
+    with Host("bench-harness", workdir, spare=spare) as host:
+        made = time.perf_counter()
+        server = Echod(host)
+        server.start()
+        ready = time.perf_counter()
+        server.terminate()
+    return (made - started) * 1000, (ready - made) * 1000
+
+
+def spare_host_ready():
+    """Until the host made ahead is up: what a test's own run leaves it."""
+    from . import host as hosts
+    hosts._spare.want()
+    wait_until(hosts._spare.ready, 10.0, "the spare host to come up")
+
+
+def harness_cost(workdir, settings, progress):
+    """Host + echod ready, in ms: with the spare host (as every test but a
+    worker's first meets it) and with the host made on demand."""
+    progress.step(f"harness: host + echod ready, {settings.harness_rounds} rounds")
+    spare, on_demand = [], []
+    for _ in range(settings.harness_rounds):
+        spare_host_ready()
+        spare.append(host_and_echod_ms(workdir, True))
+        on_demand.append(host_and_echod_ms(workdir, False))
+    out = {}
+    for key, pairs in (("spare", spare), ("on_demand", on_demand)):
+        out[f"ready_ms_{key}"] = spread([h + e for h, e in pairs])
+        out[f"host_ms_{key}"] = spread([h for h, _ in pairs])
+    return out
+
+
+def time_pytest(argv, progress, what):
+    """Wall seconds of one test run (argv after `python3 -m`), its exit
+    status, and pytest's summary line."""
+    progress.step(what)
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", *argv], cwd=paths.REPO,
+                         capture_output=True, text=True)
+    took = time.monotonic() - started
+    said = [line for line in run.stdout.splitlines()
+            if re.search(r" in [\d.]+s\b", line)]
+    return {"argv": " ".join(argv), "seconds": round(took, 2), "exit": run.returncode,
+            "summary": said[-1].strip("= ") if said else run.stderr.strip()[-200:]}
+
+
+def suite_wall_times(progress):
+    """The whole suite once, as `faultline test` runs it (unit tests, then
+    pytest on two workers), and `pytest -k zombie` twice, the second warm."""
+    out = {"suite": time_pytest(["faultline", "test"], progress, "suite: faultline test")}
+    zombie = ["pytest", "--no-build", "-q", "-n", "2", "-k", "zombie"]
+    time_pytest(zombie, progress, "suite: pytest -k zombie (cold)")
+    out["k_zombie_warm"] = time_pytest(zombie, progress, "suite: pytest -k zombie (warm)")
+    return out
 
 
 # --- the report ---------------------------------------------------------------------
@@ -459,7 +534,7 @@ def machine():
             "python": platform.python_version()}
 
 
-def build_report(settings, chosen, rounds, syscalls, scaled, skipped):
+def build_report(settings, chosen, rounds, syscalls, scaled, skipped, harness):
     report = {
         "settings": asdict(settings),
         "machine": machine(),
@@ -469,6 +544,7 @@ def build_report(settings, chosen, rounds, syscalls, scaled, skipped):
         "ratios": {},
         "peers": {},
         "scale": scaled,
+        "harness": harness,
     }
     for s in chosen:
         metrics = sorted({k for rnd in rounds[s.name] for k in rnd})
@@ -541,6 +617,15 @@ def validate(report):
                             f"({sc.get('client_error') or 'no error said'})")
         if "zombies_after" in sc and sc["zombies_after"] != 0:
             problems.append(f"scale {name}: {sc['zombies_after']} zombie(s) after")
+    harness = report.get("harness") or {}
+    for key in ("ready_ms_spare", "ready_ms_on_demand", "host_ms_spare",
+                "host_ms_on_demand"):
+        if not isinstance((harness.get(key) or {}).get("median"), (int, float)):
+            problems.append(f"harness: no {key.replace('_', ' ')} figure")
+    for key in ("suite", "k_zombie_warm"):
+        if settings.get("suite") and (harness.get(key) or {}).get("exit") != 0:
+            problems.append(f"harness: {key.replace('_', ' ')} did not pass: "
+                            f"{(harness.get(key) or {}).get('summary')}")
     return problems
 
 
@@ -633,6 +718,21 @@ def render_tables(report):
                 after += f" server died ({sc['server_died']})"
             lines.append(f"| {name} | {sc['held']:,} / {sc['wanted']:,} | "
                          f"{sc['open_seconds']:g} | {peak} | {after} |")
+    harness = report.get("harness") or {}
+    if harness:
+        lines += ["", "The harness (ms, medians of its rounds, min to max):", ""]
+        lines += ["| | host + echod ready | of which Host() |", "|---|---|---|"]
+        for key, what in (("spare", "spare host (a test's usual case)"),
+                          ("on_demand", "host made on demand")):
+            ready, host = harness.get(f"ready_ms_{key}"), harness.get(f"host_ms_{key}")
+            if ready and host:
+                lines.append(f"| {what} | {ready['median']:.2f} ({ready['min']:.2f}–"
+                             f"{ready['max']:.2f}) | {host['median']:.2f} |")
+        for key, what in (("suite", "the whole suite"),
+                          ("k_zombie_warm", "pytest -k zombie, warm")):
+            if key in harness:
+                run = harness[key]
+                lines.append(f"\n{what}: {run['seconds']:g} s wall ({run['summary']})")
     if report["skipped"]:
         lines += ["", "Not run: " + "; ".join(f"{k} ({v})"
                                                for k, v in report["skipped"].items())]

@@ -370,9 +370,11 @@ def bench_settings(args):
     given = {k: v for k, v in vars(args).items() if v is not None}
     settings = bench.Settings(**bench.QUICK) if args.quick else bench.Settings()
     settings.quick = args.quick
+    settings.suite = args.suite
     for name, lo, hi in (("rounds", 1, 100), ("prefork_workers", 1, 256),
                          ("scale_conns", 1, 100_000), ("scale_children", 1, 10_000),
-                         ("strace_conns", 1, 100_000), ("msg", 1, 65536),
+                         ("strace_conns", 1, 100_000), ("harness_rounds", 1, 1000),
+                         ("msg", 1, 65536),
                          ("window", 1, 1 << 30)):
         if name in given:
             if not lo <= given[name] <= hi:
@@ -645,6 +647,10 @@ def make_parser():
                        "by then is reported)")
     bench.add_argument("--strace-conns", type=int, metavar="N", help="connections "
                        "counted under strace (default 200)")
+    bench.add_argument("--harness-rounds", type=int, metavar="N", help="rounds of the "
+                       "harness's own cost: a host and echod ready (default 50)")
+    bench.add_argument("--suite", action="store_true", help="also time the whole test "
+                       "suite and `pytest -k zombie` (minutes; the suite must pass)")
     bench.add_argument("--only", metavar="NAME,NAME", help="only these servers "
                        "(echod-fork, min-fork, socat-pipe, socat-cat, inetd-echo, ...)")
     bench.add_argument("--out", metavar="DIR", help="a new or empty folder for "

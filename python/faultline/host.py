@@ -404,11 +404,13 @@ class _Spare:
             return self._spare is not None
 
     def take(self):
-        """A host up, the spare if there is one. The next spare is not
-        started here: it would compete for the CPU with the start of the
-        taker's first command (Host.spawn, Host.close want it)."""
+        """A host up: the spare, or the one being made (asked for now if
+        none is). The next spare is asked for when the host taken closes
+        (Host.close): made now, it would compete with the taker's own start
+        for the CPU and for this process's GIL."""
         with self._ready:
-            self._want()
+            if self._spare is None:
+                self._want()
             while self._spare is None:
                 self._ready.wait()
             spare, self._spare = self._spare, None
@@ -455,7 +457,6 @@ class Host:
         self._keeper = None
         self._netns_inode = None
         self._broken = None
-        self._spare_wanted = False
         self.closed = False
         self._ports_for_users = False
         self._control_lock = threading.Lock()
@@ -551,15 +552,7 @@ class Host:
                     os.fdopen(stdin_w, "wb") if stdin == subprocess.PIPE else None,
                     stdout_path, stderr_path)
         self._procs.append(proc)
-        self._want_spare()
         return proc
-
-    def _want_spare(self):
-        """The next test's host, made now that this one's first command
-        has started (or it closes without one)."""
-        if not self._spare_wanted:
-            self._spare_wanted = True
-            _spare.want()
 
     def _keeper_spawns(self, argv, env, uid, gid, fds):
         """The spawn request (flhost.c, serve_spawn): (pid, pidfd)."""
@@ -778,6 +771,6 @@ class Host:
         if self._keeper is not None:
             procs.forget_host(self._netns_inode)
             self._keeper.close()
-            self._want_spare()
+            _spare.want()  # the next test's host, made while this one ends
         for proc in self._procs:
             proc._closed_with_host(5.0)
