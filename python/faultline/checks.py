@@ -1172,28 +1172,30 @@ def churn(ctx, cycles=2000, seconds=20.0, relisten_wait=12.0):
         return (len(seen["zombies"]), len(seen["live"]), seen["fds"], seen["threads"],
                 len(seen["close_wait"]))
 
-    def moving():
-        """What was left is still changing: a timer reaper, a slow drain, or
-        a server still working through the connections the churn left it
-        (some in its accept queue, or children runnable): counted now, the
-        leftovers would be counted short of what they come to."""
-        queued = sum(s.rx_queue for s in tcpstate.in_state(ctx.host.outer_pid, "LISTEN",
-                                                          ctx.port))
-        runnable = any(c.state in ("R", "D") for c in last["live"])
-        return queued > 0 or runnable or shape(last) != seen_before
+    def queued():
+        return sum(s.rx_queue for s in tcpstate.in_state(ctx.host.outer_pid, "LISTEN",
+                                                         ctx.port))
 
-    # The settle window, again while the leftovers keep changing, for at
-    # most 10 s.
+    # The settle window, again while what was left keeps changing: a timer
+    # reaper, a slow drain, or a server still working through the
+    # connections the churn left in its accept queue. Counted before it has
+    # caught up, a correct server under load failed (2,000 cycles left 33
+    # connections queued after 10 s), and a broken one's zombies were
+    # counted short. Progress (the queue shorter, the leftovers changed)
+    # buys windows for up to 60 s; children merely runnable, up to 10 s.
     settled()
-    seen_before, waited = shape(last), 0.0
+    seen_before, queue_before, waited = shape(last), queued(), 0.0
     while True:
         try:
             wait_until(settled, window, "the server to settle after the churn")
             break
         except WaitTimeout:
             waited += window
-            if waited < 10.0 and moving():
-                seen_before = shape(last)
+            queue = queued()
+            progress = queue < queue_before or shape(last) != seen_before
+            runnable = any(c.state in ("R", "D") for c in last["live"])
+            if (progress and waited < 60.0) or (runnable and waited < 10.0):
+                seen_before, queue_before = shape(last), queue
                 continue
             return churn_left(ctx, done, last, fds, threads, waited)
     how = died(ctx, f"after {done:,} connect-and-close cycles")
