@@ -11,6 +11,7 @@ nothing from the server.
     topology  two hosts joined by a veth pair in 198.18.0.0/15
 """
 
+import contextlib
 import os
 import select
 import signal
@@ -512,22 +513,25 @@ def test_two_hosts_echo_across_the_veth_and_the_server_veth_sees_it(net):
 @pytest.mark.harness
 def test_two_hosts_close_leaves_no_namespace_and_no_interface(hosts_possible, artifact_dir):
     machine_links = set(os.listdir("/sys/class/net"))
-    with TwoHosts(artifact_dir) as net:
-        inodes = [h.netns_inode for h in net.hosts]
-        links = net.links()
-        assert net.client_addr in links and net.server_addr in links, links
-    wait_until(lambda: not any(procs.pids_in_netns(i) for i in inodes), 5.0,
-               "no process left in either host's network namespace",
-               seen=lambda: str([procs.pids_in_netns(i) for i in inodes]))
-    held = namespace_descriptors(inodes)
-    assert held == [], f"a descriptor keeps a namespace (and its veth) alive: {held}"
+    with contextlib.ExitStack() as pinned:
+        with TwoHosts(artifact_dir) as net:
+            pins = [pinned.enter_context(h.pin_netns()) for h in net.hosts]
+            links = net.links()
+            assert net.client_addr in links and net.server_addr in links, links
+        wait_until(lambda: not any(p.pids() for p in pins), 5.0,
+                   "no process left in either host's network namespace",
+                   seen=lambda: str([p.pids() for p in pins]))
+        held = namespace_descriptors([p.inode for p in pins],
+                                     pins=[p.fileno() for p in pins])
+        assert held == [], f"a descriptor keeps a namespace (and its veth) alive: {held}"
     assert set(os.listdir("/sys/class/net")) == machine_links, (
         "the machine's own interfaces changed")
 
 
-def namespace_descriptors(inodes):
+def namespace_descriptors(inodes, pins):
     """Descriptors, in any process, open on one of these network namespaces
-    (what would keep one, and its veth, alive with no process in it)."""
+    (what would keep one, and its veth, alive with no process in it),
+    besides this process's descriptors `pins`."""
     wanted = {f"net:[{i}]" for i in inodes}
     held = []
     for pid in (int(d) for d in os.listdir("/proc") if d.isdigit()):
@@ -535,7 +539,8 @@ def namespace_descriptors(inodes):
             fds = procs.open_fds(pid)
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-        held += [f"pid {pid} fd {fd}: {t}" for fd, t in fds.items() if t in wanted]
+        held += [f"pid {pid} fd {fd}: {t}" for fd, t in fds.items()
+                 if t in wanted and not (pid == os.getpid() and fd in pins)]
     return held
 
 

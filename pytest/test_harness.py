@@ -24,18 +24,6 @@ from faultline.waiting import WaitTimeout, wait_until, wait_until_written
 pytestmark = pytest.mark.harness
 
 
-def netns_holders(inode):
-    """Pids of processes whose network namespace has this inode."""
-    holders = []
-    for pid in (int(d) for d in os.listdir("/proc") if d.isdigit()):
-        try:
-            if os.stat(f"/proc/{pid}/ns/net").st_ino == inode:
-                holders.append(pid)
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            pass
-    return holders
-
-
 def alive(pids):
     """Pids still running. A killed process whose parent is gone is
     reparented to the machine's init and stays a zombie until that init
@@ -55,13 +43,41 @@ def test_closing_a_host_kills_everything_on_it(hosts_possible, artifact_dir):
         server.stop()  # a stopped process must die too
         pids = [server.pid, host.outer_pid, host.init_pid] + [
             c.pid for c in server.children()]
-        inode = host.netns_inode
         sock.close()
+        with host.pin_netns() as netns:
+            host.close()
+            assert alive(pids) == [], procs.ps_table(filter(None, map(procs.info, pids)))
+            wait_until(lambda: not netns.pids(), 5.0,
+                       "no process left in the host's network namespace",
+                       seen=lambda: procs.ps_table(map(procs.info, netns.pids())))
+
+
+def number_given_again(inode, seconds):
+    """Whether a namespace made within `seconds` is given number `inode`."""
+    probe = subprocess.run(
+        [sys.executable, str(paths.REPO / "fixtures/selftest/namespace_numbers.py"),
+         str(inode), str(seconds)], capture_output=True, text=True, timeout=seconds + 30)
+    assert probe.returncode in (0, 1), f"the probe failed: {probe.stderr.strip()}"
+    return probe.returncode == 0
+
+
+def test_a_closed_hosts_namespace_number_names_it_alone_while_pinned(
+        hosts_possible, artifact_dir):
+    # Looking for a closed host's leftovers by its network namespace's
+    # inode found the spare host's init: the kernel had given the freed
+    # number to the namespace made next. A pin keeps the number.
+    host = Host("pinned", artifact_dir)
+    netns = host.pin_netns()
+    try:
         host.close()
-    assert alive(pids) == [], procs.ps_table(filter(None, map(procs.info, pids)))
-    wait_until(lambda: not netns_holders(inode), 5.0,
-               "no process left in the host's network namespace",
-               seen=lambda: procs.ps_table(map(procs.info, netns_holders(inode))))
+        assert not number_given_again(netns.inode, 1.0), (
+            f"net:[{netns.inode}], pinned, was given to another namespace")
+        assert netns.pids() == [], procs.ps_table(map(procs.info, netns.pids()))
+    finally:
+        netns.close()
+    # Non-vacuous: unpinned, the number does come round again.
+    assert number_given_again(netns.inode, 10.0), (
+        f"net:[{netns.inode}] was not given again within 10 s once unpinned")
 
 
 @pytest.mark.slow
@@ -75,19 +91,24 @@ def test_sigkilled_pytest_leaves_no_process_or_namespace(hosts_possible, artifac
          "-p", "no:xdist", "--timeout", "60", "--no-header", "--no-build",
          str(paths.REPO / "fixtures/selftest/victim_test.py")],
         cwd=paths.REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    netns = None
     try:
         wait_until(record.exists, 30.0, "the victim pytest to set up its host",
                    seen=lambda: f"victim exit status {victim.poll()}")
+        seen = json.loads(record.read_text())
+        netns = procs.NetnsPin(seen["keeper"])
+        assert netns.inode == seen["netns"], seen
     finally:
         victim.kill()
         output = victim.communicate()[0].decode(errors="replace")
-    seen = json.loads(record.read_text())
-    wait_until(lambda: not alive(seen["pids"]), 5.0,
-               "every process of the killed pytest's host to die",
-               seen=lambda: procs.ps_table(map(procs.info, alive(seen["pids"])))
-               + f"\nvictim output:\n{output}")
-    wait_until(lambda: not netns_holders(seen["netns"]), 5.0,
-               "the killed pytest's network namespace to be released")
+    with netns:
+        wait_until(lambda: not alive(seen["pids"]), 5.0,
+                   "every process of the killed pytest's host to die",
+                   seen=lambda: procs.ps_table(map(procs.info, alive(seen["pids"])))
+                   + f"\nvictim output:\n{output}")
+        wait_until(lambda: not netns.pids(), 5.0,
+                   "no process left in the killed pytest's network namespace",
+                   seen=lambda: procs.ps_table(map(procs.info, netns.pids())))
 
 
 def with_token(prefix):

@@ -493,6 +493,11 @@ class Host:
     def netns_inode(self):
         return self._netns_inode
 
+    def pin_netns(self):
+        """The host's network namespace held open (procs.NetnsPin): to look
+        for what its end left behind by namespace, pin before close()."""
+        return procs.NetnsPin(self.outer_pid)
+
     def processes(self):
         """One look at the host's processes (its PID namespace, zombies
         included) as a procs.ProcessTable: build one per look, ask it many

@@ -493,11 +493,49 @@ def pids_in_netns(inode):
     open host, its PID namespace's pids (host_pids): its zombies are
     counted, and the keeper, which is only in its network namespace and
     holds no socket, is not. For any other namespace
-    (a host already closed, say), a look at every process."""
+    (a host already closed, say), a look at every process.
+
+    An inode names a namespace only while the namespace lives: the kernel
+    hands a freed namespace's number to the next namespace made, of any
+    kind (the spare host, made as a host closes, got it). Ask about a
+    namespace that may be ending only while a NetnsPin holds it."""
     init_pid = _HOST_INITS.get(inode)
     if init_pid is not None:
         return host_pids(init_pid)
     return [p for p in _all_pids() if netns_inode(p) == inode]
+
+
+class NetnsPin:
+    """A network namespace held open, so that its inode goes on naming it
+    alone after its last process is gone (see pids_in_netns). Use as a
+    context manager around the end of a host and the look that follows."""
+
+    def __init__(self, pid):
+        """pid: a process in the namespace, alive now."""
+        try:
+            self._fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise OSError(e.errno, f"open /proc/{pid}/ns/net to hold the "
+                                   f"namespace: {os.strerror(e.errno)}") from None
+        self.inode = os.fstat(self._fd).st_ino
+
+    def fileno(self):
+        return self._fd
+
+    def pids(self):
+        """The processes in the namespace now (pids_in_netns)."""
+        return pids_in_netns(self.inode)
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def socket_holders(inode, pids):
