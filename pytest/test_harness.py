@@ -332,9 +332,9 @@ def raw_spawn(host, argv, status_w):
     strings = b"".join(s.encode() + b"\0" for s in ["/", *argv])
     null = os.open(os.devnull, os.O_RDWR)
     try:
-        socket.send_fds(host._control, [struct.pack("5i", 2, -1, -1, len(argv), 0)
+        socket.send_fds(host._keeper.control, [struct.pack("5i", 2, -1, -1, len(argv), 0)
                                         + strings], [null, null, null, status_w])
-        answer, fds, _, _ = socket.recv_fds(host._control, 36, 1)
+        answer, fds, _, _ = socket.recv_fds(host._keeper.control, 36, 1)
     finally:
         os.close(null)
     return struct.unpack("ii28s", answer), fds
@@ -395,9 +395,9 @@ def test_a_request_the_keeper_does_not_know_is_answered_not_left_hanging(host):
     answer naming it; the keeper goes on serving."""
     r, w = os.pipe()
     try:
-        socket.send_fds(host._control, [struct.pack("5i", 2, -1, -1, 1, 0) + b"/\0sleep"],
+        socket.send_fds(host._keeper.control, [struct.pack("5i", 2, -1, -1, 1, 0) + b"/\0sleep"],
                         [r, w, w, w])
-        answer, fds, _, _ = socket.recv_fds(host._control, 36, 1)
+        answer, fds, _, _ = socket.recv_fds(host._keeper.control, 36, 1)
     finally:
         os.close(r)
         os.close(w)

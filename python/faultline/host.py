@@ -467,7 +467,6 @@ class Host:
             raise
         except HostError as e:
             raise HostError(f"host {name}: {e}") from None
-        self._control = self._keeper.control
         keeper = self._keeper
         self.outer_pid = keeper.outer_pid
         self.init_pid = keeper.init_pid
@@ -600,12 +599,12 @@ class Host:
             if self._broken:
                 raise HostError(f"host {self.name} is unusable: {self._broken}")
             try:
-                socket.send_fds(self._control, [request], fds)
+                socket.send_fds(self._keeper.control, [request], fds)
             except OSError as e:
                 raise HostError(f"host {self.name}: its keeper ({self.outer_pid}) "
                                 f"is gone: {e.strerror or e}") from None
             try:
-                data, got, flags, _ = socket.recv_fds(self._control, answer_size, 1,
+                data, got, flags, _ = socket.recv_fds(self._keeper.control, answer_size, 1,
                                                       socket.MSG_CMSG_CLOEXEC)
             except BaseException as e:
                 self._broken = (f"a request {what} got no answer "

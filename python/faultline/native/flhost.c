@@ -627,7 +627,8 @@ static int serve_request(void)
     /* Not a request this keeper knows: say so, so that no asker waits. */
     for (int i = 0; i < nfds; i++)
         close(fds[i]);
-    struct { int err; int pid; char call[28]; } answer = { err, 0, "request" };
+    struct spawn_answer answer = { 0, 0, "" };
+    answer_failed(&answer, err, "request");
     reply(&answer, kind == REQUEST_SOCKET ? sizeof err : sizeof answer, -1);
     return 1;
 }
