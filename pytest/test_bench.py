@@ -64,12 +64,15 @@ def test_a_whole_report_validates():
      "echod-prefork: no conn/s ratio against min-prefork"),
     (lambda r: r["harness"].pop("ready_ms_spare"),
      "harness: no ready ms spare figure"),
+    (lambda r: r["subjects"].update({"echod-poll+events": r["subjects"]["echod-poll"]}),
+     "echod-poll+events: no ratio against echod-poll"),
     (lambda r: (r["settings"].update(suite=True),
                 r["harness"].update(suite={"exit": 0, "summary": "1 passed"},
                                     k_zombie_warm={"exit": 1, "summary": "1 failed"})),
      "harness: k zombie warm did not pass: 1 failed"),
 ], ids=["metric-missing", "nothing-echoed", "round-missing", "no-syscalls", "zombies",
-        "scale-short", "ratio-missing", "harness-missing", "suite-failed"])
+        "scale-short", "ratio-missing", "harness-missing", "events-ratio-missing",
+        "suite-failed"])
 def test_a_broken_report_does_not_validate(breakage, expected):
     report = fake_report()
     breakage(report)

@@ -88,6 +88,7 @@ class Settings:
     strace_conns: int = 200
     harness_rounds: int = 50
     suite: bool = False
+    events: bool = False
     only: tuple = ()
     quick: bool = False
 
@@ -126,6 +127,13 @@ def subjects(settings):
         found.append(Subject(f"echod-{model}", "echod", model,
                              (echod, "--port", str(PORT), "--model", model,
                               "--reap", "waitpid", *model_args.get(model, ()))))
+    if settings.events:
+        # The same servers with their event log on: what --events costs.
+        for model in MODELS:
+            found.append(Subject(f"echod-{model}+events", "echod", model,
+                                 (echod, "--port", str(PORT), "--model", model,
+                                  "--reap", "waitpid", *model_args.get(model, ()),
+                                  "--events", "{events}")))
     for model in MODELS:
         extra = ("--workers", str(settings.prefork_workers)) if model == "prefork" else ()
         found.append(Subject(f"min-{model}", "minimal", model,
@@ -164,6 +172,8 @@ def start(subject, host, nofile=None):
         config = host.workdir / f"{subject.name}.conf"
         config.write_text(subject.config)
         argv = [str(config) if a == "{config}" else a for a in argv]
+    events = host.workdir / f"{subject.name}.events.jsonl"
+    argv = [str(events) if a == "{events}" else a for a in argv]
     if nofile:
         argv = ["prlimit", f"--nofile={nofile[0]}:{nofile[1]}", "--", *argv]
     server = Server(host, argv, subject.port, name=subject.name)
@@ -566,6 +576,16 @@ def build_report(settings, chosen, rounds, syscalls, scaled, skipped, harness):
             ours, theirs = syscalls[mine]["per_conn"], syscalls[ref]["per_conn"]
             ratios["syscalls_per_conn"] = [ours, theirs]
             report["ratios"][mine] = {"against": ref, **ratios}
+    report["events"] = {}
+    for model in MODELS:
+        off, on = f"echod-{model}", f"echod-{model}+events"
+        if off in names and on in names:
+            report["events"][model] = {
+                m: paired_ratio(rounds[on], rounds[off], m)
+                for m in ("conn_per_s_w1", f"conn_per_s_w{settings.client_workers[-1]}",
+                          "cpu_us_per_conn")}
+            report["events"][model]["syscalls_per_conn"] = [syscalls[on]["per_conn"],
+                                                            syscalls[off]["per_conn"]]
     for mine in ("echod-fork", "min-fork"):
         for peer in ("socat-pipe", "socat-cat", "inetd-echo"):
             if mine in names and peer in names:
@@ -604,6 +624,11 @@ def validate(report):
         sc = s.get("syscalls") or {}
         if not isinstance(sc.get("per_conn"), (int, float)) or sc.get("per_conn", 0) <= 0:
             problems.append(f"{name}: no syscall count ({sc!r})")
+    for model in MODELS:
+        if f"echod-{model}+events" in subjects_ and f"echod-{model}" in subjects_:
+            if not isinstance((report.get("events") or {}).get(model, {}).get(
+                    "cpu_us_per_conn"), (int, float)):
+                problems.append(f"echod-{model}+events: no ratio against echod-{model}")
     for model in MODELS:
         mine = f"echod-{model}"
         if mine in subjects_ and f"min-{model}" in subjects_:
@@ -718,6 +743,17 @@ def render_tables(report):
                 after += f" server died ({sc['server_died']})"
             lines.append(f"| {name} | {sc['held']:,} / {sc['wanted']:,} | "
                          f"{sc['open_seconds']:g} | {peak} | {after} |")
+    if report.get("events"):
+        last = st["client_workers"][-1]
+        lines += ["", "What echod's event log costs: echod with `--events FILE` over echod "
+                  "without (median of per-round ratios):", ""]
+        lines += [f"| model | conn/s ×{w[0]} | conn/s ×{last} | CPU/conn | syscalls/conn |",
+                  "|---|---|---|---|---|"]
+        for model, r in report["events"].items():
+            on, off = r["syscalls_per_conn"]
+            lines.append(f"| {model} | {_num(r['conn_per_s_w' + str(w[0])], 2)} | "
+                         f"{_num(r[f'conn_per_s_w{last}'], 2)} | "
+                         f"{_num(r['cpu_us_per_conn'], 2)} | {on:g} vs {off:g} |")
     harness = report.get("harness") or {}
     if harness:
         lines += ["", "The harness (ms, medians of its rounds, min to max):", ""]

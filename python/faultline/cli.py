@@ -371,6 +371,7 @@ def bench_settings(args):
     settings = bench.Settings(**bench.QUICK) if args.quick else bench.Settings()
     settings.quick = args.quick
     settings.suite = args.suite
+    settings.events = args.events
     for name, lo, hi in (("rounds", 1, 100), ("prefork_workers", 1, 256),
                          ("scale_conns", 1, 100_000), ("scale_children", 1, 10_000),
                          ("strace_conns", 1, 100_000), ("harness_rounds", 1, 1000),
@@ -649,6 +650,8 @@ def make_parser():
                        "counted under strace (default 200)")
     bench.add_argument("--harness-rounds", type=int, metavar="N", help="rounds of the "
                        "harness's own cost: a host and echod ready (default 50)")
+    bench.add_argument("--events", action="store_true", help="also every echod model "
+                       "with its event log on (echod-MODEL+events), and what it costs")
     bench.add_argument("--suite", action="store_true", help="also time the whole test "
                        "suite and `pytest -k zombie` (minutes; the suite must pass)")
     bench.add_argument("--only", metavar="NAME,NAME", help="only these servers "
