@@ -85,16 +85,27 @@ def make_toy(root, reaps):
     return root
 
 
-def run_toy(root):
+def start_toy(root):
+    """The toy project's own pytest, started; finish_toy() waits for it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env["PYTHONPATH"] = str(paths.REPO / "python")
     env["FAULTLINE_BUILD_DIR"] = str(paths.BUILD_DIR)
     env.pop("FAULTLINE_ARTIFACTS", None)
-    proc = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:xdist", "-q",
          f"--junitxml={root / 'junit.xml'}", "test_echo.py"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=120)
-    return proc
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_toy(proc):
+    """A started toy pytest, ended: a CompletedProcess, as subprocess.run
+    gives (killed after 120 s)."""
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def seen(proc, limit=4000):
@@ -106,8 +117,18 @@ def seen(proc, limit=4000):
 def toy_runs(hosts_possible, tmp_path_factory):
     """The toy project's pytest, with the bug and with it fixed."""
     base = tmp_path_factory.mktemp("toy")
-    return {reaps: (root, run_toy(root)) for reaps, root in
-            ((False, make_toy(base / "buggy", False)), (True, make_toy(base / "fixed", True)))}
+    # Both at once: most of a run is the zombies check's settle window.
+    started = {}
+    try:
+        for reaps, name in ((False, "buggy"), (True, "fixed")):
+            root = make_toy(base / name, reaps)
+            started[reaps] = (root, start_toy(root))
+        return {reaps: (root, finish_toy(proc)) for reaps, (root, proc) in started.items()}
+    finally:  # interrupted: no toy pytest is left running
+        for _, proc in started.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_the_readme_shows_the_ten_line_conftest_and_the_test_run_here():
