@@ -294,6 +294,16 @@ def test_a_command_starts_in_the_harness_working_directory(host, tmp_path, monke
     assert host.run(["pwd"])[1].strip() == str(tmp_path)
 
 
+def test_a_program_without_a_hash_bang_runs_as_a_shell_script(host, tmp_path):
+    """As execvp runs it (and the shell, and the shim before the keeper):
+    a user's `./my-server` may be a script with no #! line."""
+    script = tmp_path / "no-hash-bang"
+    script.write_text('echo "$0|$1|$2"\n')
+    script.chmod(0o755)
+    code, out, err = host.run([str(script), "one", "two words"])
+    assert (code, out) == (0, f"{script}|one|two words\n"), (code, out, err)
+
+
 def test_the_keeper_itself_starts_each_command(host):
     """One exec per command: the host's keeper forks it, no shim between
     (the shim made two execs of every start)."""

@@ -399,6 +399,31 @@ static int find_program(const char *name, char *const envp[], char *path, size_t
     return 0;
 }
 
+/* A program the kernel would not run (no #! line, no ELF header), run as
+ * execvp runs it: as a script of /bin/sh. posix_spawn's errno. */
+static int spawn_as_script(pid_t *child, const char *path,
+                           const posix_spawn_file_actions_t *actions,
+                           const posix_spawnattr_t *attr, char *const argv[],
+                           char *const envp[])
+{
+    size_t argc = 0;
+    char **script_argv;
+    int err;
+
+    while (argv[argc] != NULL)
+        argc++;
+    script_argv = calloc(argc + 2, sizeof *script_argv);
+    if (script_argv == NULL)
+        return ENOMEM;
+    script_argv[0] = (char *)"/bin/sh";
+    script_argv[1] = (char *)path;
+    for (size_t i = 1; i < argc; i++)
+        script_argv[i + 1] = argv[i];
+    err = posix_spawn(child, "/bin/sh", actions, attr, script_argv, envp);
+    free(script_argv);
+    return err;
+}
+
 /* The command the cheap way: posix_spawn (a vfork on a stack of its own;
  * a fork made each start 0.5 ms slower here). Its pid, or -1 with the
  * failure in answer. */
@@ -437,6 +462,8 @@ static pid_t spawn_command(char *const argv[], char *const envp[], const char *c
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
     err = posix_spawn(&child, path, &actions, &attr, argv, envp);
+    if (err == ENOEXEC)
+        err = spawn_as_script(&child, path, &actions, &attr, argv, envp);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
     if (err != 0) {
