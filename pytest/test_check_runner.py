@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 
@@ -320,7 +321,9 @@ def test_the_default_folder_moves_aside_for_an_earlier_run(hosts_possible, tmp_p
     ["--json", "/nonexistent-folder/r.json"],
     ["--settle", "0"],
     ["--request", "\\x4"],
-], ids=" ".join)
+    ["--server-cmd", ""],
+    ["--server-cmd", "  "],
+], ids=lambda a: " ".join(map(repr, a)))
 def test_usage_error_is_one_line_and_exit_2(args, tmp_path):
     proc = subprocess.run([str(FAULTLINE), "check", "--server-cmd", "x", *args],
                           capture_output=True, text=True, timeout=30,
@@ -499,6 +502,38 @@ def test_ctrl_c_during_a_captured_check_comes_out_as_ctrl_c(hosts_possible, tmp_
                              "fork_correct", tmp_path / "run", [chk], out=io.StringIO())
     assert procs.state(interrupted_by_ctrl_c.server_pid) is None, (
         procs.describe(interrupted_by_ctrl_c.server_pid))
+
+
+def test_sigterm_ends_a_run_as_ctrl_c_does_with_its_summary_and_reports(hosts_possible,
+                                                                        tmp_path):
+    """CI stops a job that overran its time with SIGTERM: the run must end
+    as after Ctrl-C, its summary printed and its reports written (it died
+    at once, exit -15, and wrote none)."""
+    json_path = tmp_path / "report.json"
+    argv = [str(FAULTLINE), "check", "--server-cmd", zoo("fork_correct"),
+            "--artifacts", str(tmp_path / "run"), "--json", str(json_path),
+            "--check", "descriptors", "--check", "churn", "--check", "zombies"]
+    proc = subprocess.Popen(argv, cwd=paths.REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=clean_env(FAULTLINE_ARTIFACTS=tmp_path / "artifacts"))
+    try:
+        seen = []
+        for line in proc.stdout:  # the first verdict: churn is running now
+            seen.append(line)
+            if re.match(r"  (pass|FAIL|ERROR) ", line):
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(seen) + out
+    said = f"\n$ {' '.join(argv)}\nexit {proc.returncode}\n{out[-3000:]}\n{err[-2000:]}"
+    assert proc.returncode == 128 + signal.SIGTERM, said
+    assert re.search(r"\(interrupted; [1-2] not run\)", out), said
+    assert "terminated (SIGTERM)" in err, said
+    assert json.loads(json_path.read_text())["interrupted"] is True, said
 
 
 @pytest.mark.parametrize("stop_timeout", [30.0, 0.5], ids=["long-stop-timeout", "short"])

@@ -304,6 +304,11 @@ def test_a_program_without_a_hash_bang_runs_as_a_shell_script(host, tmp_path):
     assert (code, out) == (0, f"{script}|one|two words\n"), (code, out, err)
 
 
+def test_an_empty_command_is_refused_by_name(host):
+    with pytest.raises(HostError, match="an empty command"):
+        host.spawn([])
+
+
 def test_the_keeper_itself_starts_each_command(host):
     """One exec per command: the host's keeper forks it, no shim between
     (the shim made two execs of every start)."""

@@ -16,11 +16,12 @@ the checks and reports their verdicts.
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from . import build, paths
+from . import build, interrupts, paths
 
 OK, FAILED, USAGE, NO_NAMESPACES = 0, 1, 2, 3
 SIGPIPE_STATUS = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
@@ -123,6 +124,7 @@ def check_command(args):
         return OK
     chosen, options = check_arguments(args)
     root = check_artifacts(args.artifacts)
+    interrupts.terminate_as_interrupt()
     prepare("check", hosts=True)
     from . import checkrun
     from .server import Server
@@ -169,6 +171,8 @@ def check_arguments(args):
     if args.server_cmd is None:
         raise UsageError("faultline check: --server-cmd CMD is required (or --list)",
                          "faultline check --help")
+    if not args.server_cmd.strip():
+        raise usage("--server-cmd is empty: give the command that starts your server")
     if not 1 <= args.port <= 65535:
         raise usage(f"--port wants a number from 1 to 65535, not {args.port}")
     if args.user is not None:
@@ -720,6 +724,9 @@ def dispatch(argv):
     except build.BuildError as e:
         print(f"faultline: {e}", file=sys.stderr)
         return FAILED
+    except interrupts.Terminated:
+        print("faultline: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("faultline: interrupted", file=sys.stderr)
         return 128 + 2

@@ -516,12 +516,14 @@ class Host:
         as, with no capabilities (root only: without root everything on a
         host already runs as the caller).
 
-        The host's keeper forks the command (it is in the host's
+        The host's keeper starts the command (it is in the host's
         namespaces already): one exec per command, and no process of ours
         between it and the host."""
         if self.closed:
             raise HostError(f"host {self.name} is closed")
         argv = [str(a) for a in argv]
+        if not argv:
+            raise HostError(f"host {self.name}: an empty command, nothing to start")
         uid, gid = self._as_user(user) if user is not None else (-1, -1)
         name = name or Path(argv[0]).name
         env = _with_admin_path(os.environ if env is None else env)

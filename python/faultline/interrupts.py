@@ -23,6 +23,21 @@ import threading
 
 INTERRUPTS = (KeyboardInterrupt, SystemExit)
 
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, made an interrupt like Ctrl-C: what CI sends at a timeout,
+    and a run stopped so must still end its servers and write its reports.
+    A KeyboardInterrupt, so that every clean-up treats it as one."""
+
+
+def _raise_terminated(signo, frame):
+    raise Terminated()
+
+
+def terminate_as_interrupt():
+    """From now on, SIGTERM raises Terminated in the main thread."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
 # Python runs signal handlers in the main thread only, but the kernel hands
 # a process-directed signal to any thread that does not block it. Taken by
 # a worker, Ctrl-C does not end the main thread's wait for that worker
