@@ -504,6 +504,19 @@ def test_ctrl_c_during_a_captured_check_comes_out_as_ctrl_c(hosts_possible, tmp_
         procs.describe(interrupted_by_ctrl_c.server_pid))
 
 
+def test_a_python_server_raising_at_start_is_refused_naming_its_exception(
+        hosts_possible, tmp_path):
+    """Of a traceback, the exception (its last line) is what went wrong;
+    of other output, the first line (zoo dies_at_start: its usage text
+    comes after)."""
+    server = ("/usr/bin/python3 -c 'import socket; s = socket.create_server((\"\", 9877)); "
+              "raise RuntimeError(\"no zoo.conf here\")'")
+    run = Run(tmp_path, server)
+    lines = run.err.splitlines()
+    assert run.status == 2 and len(lines) == 1, run.seen()
+    assert "; it said: RuntimeError: no zoo.conf here" in lines[0], run.seen()
+
+
 def test_sigterm_ends_a_run_as_ctrl_c_does_with_its_summary_and_reports(hosts_possible,
                                                                         tmp_path):
     """CI stops a job that overran its time with SIGTERM: the run must end

@@ -14,7 +14,10 @@
 int main(int argc, char **argv)
 {
     zoo_listen(argc, argv);
-    fprintf(stderr, "%s: cannot open /etc/zoo/zoo.conf: No such file or directory\n",
-            argv[0]);
+    /* The error first, then the usage text, as many programs print them:
+     * the line that says what went wrong is not the last. */
+    fprintf(stderr, "%s: cannot open /etc/zoo/zoo.conf: No such file or directory\n"
+                    "usage: %s PORT\n"
+                    "  reads its settings from /etc/zoo/zoo.conf\n", argv[0], argv[0]);
     return 1;
 }

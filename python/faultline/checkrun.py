@@ -385,12 +385,12 @@ def preflight(make_server, workdir, options=None):
 
 def not_serving(host, server, e):
     """Why a server is not one, in one line: how it ended and what it said
-    last, or where it listens if not on its port."""
+    (Server.said), or where it listens if not on its port."""
     proc = server.proc
     if proc is not None and not proc.alive():
-        said = server.stderr_lines(1)
+        said = server.said()
         return (f"the server ended ({status_words(proc.returncode)}) before it served on port "
-                f"{server.port}" + (f"; it said: {said[-1].strip()}" if said else ""))
+                f"{server.port}" + (f"; it said: {said}" if said else ""))
     listening = sorted({s.local[1] for s in tcpstate.in_state(host.outer_pid, "LISTEN")})
     where = (f"it listens on {', '.join(map(str, listening))}" if listening
              else "it listens on no TCP port")

@@ -184,10 +184,10 @@ class Server:
         its descriptors: the baseline of the check at exit)."""
         def listening():
             if not self.proc.alive():
-                said = self.proc.stderr().strip().splitlines()
+                said = self.said()
                 raise ServerCrashed(
                     f"{self.name} exited ({self.proc.returncode}) before listening "
-                    f"on port {self.port}" + (f"; it said: {said[-1]}" if said else ""))
+                    f"on port {self.port}" + (f"; it said: {said}" if said else ""))
             for s in tcpstate.in_state(self.host.outer_pid, "LISTEN", self.port):
                 holders = procs.socket_holders(s.inode, self.host.pids())
                 if len(holders) > 1:
@@ -290,6 +290,32 @@ class Server:
         except OSError:
             return []
         return data.decode(errors="replace").rstrip().splitlines()[-count:]
+
+    def said(self, limit=65536):
+        """What the server wrote on stderr, for a one-line message: its one
+        line; of a Python traceback, the last (the exception); otherwise
+        the first, which is where a program says what went wrong before
+        the usage text some print after it, and the last, with the file
+        that holds them all. "" when it wrote nothing."""
+        if self.proc is None:
+            return ""
+        try:
+            with open(self.proc.stderr_path, "rb") as f:
+                head = f.read(limit)
+        except OSError:
+            return ""
+        first = [line.strip() for line in
+                 head.decode(errors="replace").splitlines() if line.strip()]
+        last = [line.strip() for line in self.stderr_lines(1, limit)]
+        if not first:
+            return ""
+        if len(first) == 1:
+            return first[0][:200]
+        if first[0].startswith("Traceback "):
+            return last[0][:200]
+        more = f"{len(first)} lines" if len(head) < limit else "more"
+        return (f"{first[0][:200]} ... {last[0][:200]} ({more} in "
+                f"{self.proc.stderr_path})")
 
     def death(self):
         """None while the server lives; otherwise how it ended, with the
