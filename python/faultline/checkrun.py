@@ -374,6 +374,7 @@ def preflight(make_server, workdir, options=None):
         server = make_server(host)
         try:
             server.start(options.start_timeout)
+            refused_where_checked(host, server, options.start_timeout)
         except HostError as e:
             raise NotAServer(str(e)) from None
         except (ServerCrashed, WaitTimeout) as e:
@@ -381,6 +382,23 @@ def preflight(make_server, workdir, options=None):
         finally:
             with cleanup("stopping the server"):
                 stop(server, options.stop_timeout)
+
+
+def refused_where_checked(host, server, timeout):
+    """The checks connect to 127.0.0.1: a server listening on its port
+    elsewhere only (::1, another address) is one line, not every check
+    failing with ECONNREFUSED."""
+    try:
+        host.connect(server.port, timeout=timeout).close()
+    except ConnectionRefusedError:
+        where = ", ".join(sorted({f"[{a}]:{p}" if ":" in a else f"{a}:{p}" for a, p in
+                                  (s.local for s in tcpstate.in_state(
+                                      host.outer_pid, "LISTEN", server.port))}))
+        raise NotAServer(f"it listens on {where} only, and the checks connect to "
+                         f"127.0.0.1:{server.port}: listen on 0.0.0.0, 127.0.0.1, or "
+                         f"[::] without IPV6_V6ONLY") from None
+    except OSError:
+        pass  # slow or odd, not refused: the checks will say what it is
 
 
 def not_serving(host, server, e):
