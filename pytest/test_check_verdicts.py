@@ -144,6 +144,17 @@ def test_session_ends_passes_a_server_that_closes_on_bytes_it_cannot_parse(
     assert_passes(verdict, r"all \d+ sessions ended")
 
 
+def test_a_new_connections_wrong_reply_is_told_in_the_runs_protocol(host, artifact_dir):
+    """With --request/--reply, what a new connection sent is the request,
+    not the echo checks' probe line (it said "sent b'still serving?\\n' and
+    sent b'hi\\n'")."""
+    verdict = judge(host, artifact_dir, "early-rst", zoo("fork_correct"),
+                    options=Options(protocol=request_reply(b"hi\n", b"HELLO")))
+    assert_fails(verdict, r"a new connection: sent b'hi\\n' .*wanted a reply starting "
+                          r"b?'HELLO'")
+    assert "still serving" not in verdict.summary, shown(verdict)
+
+
 def test_churn_passes_a_correct_server(host, artifact_dir):
     assert_passes(judge(host, artifact_dir, "churn", zoo("fork_correct"), cycles=300),
                   r"300 cycles")

@@ -391,9 +391,7 @@ def refused_where_checked(host, server, timeout):
     try:
         host.connect(server.port, timeout=timeout).close()
     except ConnectionRefusedError:
-        where = ", ".join(sorted({f"[{a}]:{p}" if ":" in a else f"{a}:{p}" for a, p in
-                                  (s.local for s in tcpstate.in_state(
-                                      host.outer_pid, "LISTEN", server.port))}))
+        where = ", ".join(tcpstate.listening_on(host.outer_pid, server.port))
         raise NotAServer(f"it listens on {where} only, and the checks connect to "
                          f"127.0.0.1:{server.port}: listen on 0.0.0.0, 127.0.0.1, or "
                          f"[::] without IPV6_V6ONLY") from None

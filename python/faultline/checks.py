@@ -341,14 +341,14 @@ def probe(ctx, data=b"still serving?\n"):
     how = ctx.server.death()
     if how:
         return f"the server died: {how}"
+    if not ctx.protocol.echoes:  # wrong says what its exchange sent
+        return f"a new connection: {wrong}"
     return f"a new connection sent {data!r} and {wrong}"
 
 
 def listeners(ctx):
     """The addresses the port is listened on ('0.0.0.0:7', '[::]:7')."""
-    return sorted({f"[{s.local[0]}]:{s.local[1]}" if ":" in s.local[0] else
-                   f"{s.local[0]}:{s.local[1]}"
-                   for s in tcpstate.in_state(ctx.host.outer_pid, "LISTEN", ctx.port)})
+    return tcpstate.listening_on(ctx.host.outer_pid, ctx.port)
 
 
 def closed_listeners(ctx, listening_on):

@@ -75,6 +75,13 @@ def in_state(host_pid, state, port=None):
     return [s for s in sockets(host_pid, port) if s.state == state]
 
 
+def listening_on(host_pid, port):
+    """The addresses port is listened on, as written in messages
+    ('0.0.0.0:7', '[::1]:7'), sorted."""
+    return sorted({f"[{s.local[0]}]:{s.local[1]}" if ":" in s.local[0] else
+                   f"{s.local[0]}:{s.local[1]}" for s in in_state(host_pid, "LISTEN", port)})
+
+
 def table(host_pid, port=None):
     rows = sockets(host_pid, port)
     if not rows:
