@@ -434,3 +434,53 @@ def test_a_module_the_map_leaves_out_or_keeps_after_it_went_is_found():
     doc = "One module per concern:\n  paths     where\n  harness   gone\n" \
           "              (continued: not a module)\n"
     assert module_map_gaps(doc, ["paths", "cli"]) == (["cli"], ["harness"])
+
+
+# --- the check command's documentation against its code ---------------------------
+
+def check_docs_drift(readme, man):
+    """What README.md and man/faultline.1 say of `faultline check` that its
+    code does not: options and checks the man page leaves out, the README's
+    list of the checks a server that does not echo gets, its --settle
+    default. [] when they agree."""
+    from faultline import checks, cli
+    check = cli.subcommands(cli.make_parser())["check"]
+    options = {o for a in check._actions for o in a.option_strings
+               if o.startswith("--") and o != "--help"}
+    man = man.replace("\\-", "-")
+    drift = [f"man page: no {o}" for o in sorted(options) if o not in man]
+    named = man.partition("The checks:")[2].partition("A server that does not echo")[0]
+    drift += [f"man page: no check {c.name} in its list" for c in checks.CHECKS
+              if c.name not in named]
+    listed = re.search(r"the checks of process and socket hygiene\s*\(([^)]*)\)", readme)
+    hygiene = [c.name for c in checks.CHECKS if not c.needs_echo]
+    if listed is None or re.split(r",\s*", " ".join(listed.group(1).split())) != hygiene:
+        drift.append(f"README: the checks that need no echo are {', '.join(hygiene)}, "
+                     f"not {listed and listed.group(1)!r}")
+    settle = re.search(r"`--settle S` .*? \(default ([\d.]+)\)", readme, re.S)
+    if settle is None or float(settle.group(1)) != checks.DEFAULT_SETTLE:
+        drift.append(f"README: --settle's default is {checks.DEFAULT_SETTLE:g}, not "
+                     f"{settle and settle.group(1)}")
+    return drift
+
+
+def test_the_check_commands_docs_say_what_its_code_does():
+    readme = (paths.REPO / "README.md").read_text()
+    man = (paths.REPO / "man/faultline.1").read_text()
+    drift = check_docs_drift(readme, man)
+    assert drift == [], "\n".join(drift)
+
+
+@pytest.mark.parametrize("edit", [
+    ("man", ".BI \\-\\-settle", ".BI \\-\\-calm"),
+    ("man", "session-ends (each", "(each"),
+    ("readme", "churn,\nsession-ends);", "churn);"),
+    ("readme", "child (default 2)", "child (default 1)"),
+], ids=["man-option", "man-check", "readme-hygiene", "readme-settle"])
+def test_docs_that_drift_from_the_check_command_are_found(edit):
+    texts = {"readme": (paths.REPO / "README.md").read_text(),
+             "man": (paths.REPO / "man/faultline.1").read_text()}
+    which, old, new = edit
+    assert texts[which].count(old) == 1, f"{old!r} is not once in {which}"
+    texts[which] = texts[which].replace(old, new)
+    assert check_docs_drift(texts["readme"], texts["man"]) != [], edit

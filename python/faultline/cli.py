@@ -508,8 +508,10 @@ def make_parser():
     check.add_argument("--list", action="store_true",
                        help="name the checks and exit (needs no root)")
     check.add_argument("--protocol", choices=("echo", "none"),
-                       help="echo (the default): every check; none: connect and close "
-                            "only, the checks that need no echo")
+                       help="echo (the default): every check; none: expect no reply "
+                            "(the checks connect and close; session-ends's clients "
+                            "send until the server holds still), the checks that need "
+                            "no echo")
     check.add_argument("--request", metavar="DATA",
                        help="send DATA on each connection (escapes such as \\r\\n "
                             "allowed), and expect a reply: the checks that need no echo")
