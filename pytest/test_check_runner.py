@@ -350,6 +350,28 @@ def test_protocol_none_runs_the_hygiene_checks_on_a_server_that_is_no_echo(
     assert run.report()["totals"]["skipped"] == 1
 
 
+def test_a_server_in_this_folder_named_without_dot_slash_is_pointed_at(hosts_possible,
+                                                                       tmp_path):
+    """As in a shell, `my-server` is looked for in PATH only; the refusal
+    says so, and that ./my-server is here."""
+    (tmp_path / "my-server").write_text("#!/bin/sh\nexec sleep 60\n")
+    (tmp_path / "my-server").chmod(0o755)
+    proc = subprocess.run([str(FAULTLINE), "check", "--server-cmd", "my-server"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env=clean_env(FAULTLINE_ARTIFACTS=tmp_path / "artifacts"))
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, f"exit {proc.returncode}: {proc.stderr}"
+    assert "(my-server is not in PATH; ./my-server is in this folder)" in lines[0], lines
+
+
+def test_a_check_named_twice_runs_once(hosts_possible, tmp_path):
+    """Twice, it ran twice into one artifact folder."""
+    run = Run(tmp_path, zoo("fork_correct"), "--check", "descriptors", "--check",
+              "descriptors")
+    assert_ran_to_its_summary(run, 0)
+    assert run.report()["totals"]["checks"] == 1, run.seen()
+
+
 def test_protocol_none_still_finds_zombies(hosts_possible, tmp_path):
     run = Run(tmp_path, zoo("fork_no_sigchld_handler"), "--protocol", "none",
               "--check", "zombies")

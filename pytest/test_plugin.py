@@ -195,3 +195,13 @@ def test_capture_holds_the_servers_handshake(faultline_server, capture):
     segments = read_segments(capture.stop())
     talks = conversations(segments, 7001)
     assert len(talks) == 1 and talks[0].handshake, [s.row() for s in segments[:20]]
+
+
+def test_an_unknown_check_fails_the_test_naming_the_checks_and_nothing_else(faultline_check):
+    """One message: no KeyError chained before it ("During handling of the
+    above exception...")."""
+    with pytest.raises(pytest.fail.Exception) as failed:
+        faultline_check("no-such-check", lambda h: None)
+    assert str(failed.value).startswith("faultline_check: unknown check no-such-check "
+                                        "(checks: binary-echo,"), str(failed.value)
+    assert failed.value.__context__ is None, repr(failed.value.__context__)

@@ -28,6 +28,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -376,12 +377,24 @@ def preflight(make_server, workdir, options=None):
             server.start(options.start_timeout)
             refused_where_checked(host, server, options.start_timeout)
         except HostError as e:
-            raise NotAServer(str(e)) from None
+            raise NotAServer(f"{e}{not_in_path(server)}") from None
         except (ServerCrashed, WaitTimeout) as e:
             raise NotAServer(not_serving(host, server, e)) from None
         finally:
             with cleanup("stopping the server"):
                 stop(server, options.stop_timeout)
+
+
+def not_in_path(server):
+    """A program named without a slash is looked for in PATH only, as a
+    shell does: say so, and whether this folder has it (a user's
+    `my-server` for `./my-server`)."""
+    program = server.argv()[0]
+    if "/" in program or shutil.which(program) is not None:
+        return ""
+    here = (f"; ./{program} is in this folder" if os.path.isfile(program)
+            else "")
+    return f" ({program} is not in PATH{here})"
 
 
 def refused_where_checked(host, server, timeout):

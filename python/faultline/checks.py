@@ -108,7 +108,8 @@ def by_name(names):
     if unknown:
         raise KeyError(f"unknown check {', '.join(unknown)} "
                        f"(checks: {', '.join(known)})")
-    return [known[n] for n in names]
+    # Once each: a check named twice would run twice into one folder.
+    return [known[n] for n in dict.fromkeys(names)]
 
 
 def fd_kind(row):

@@ -236,7 +236,11 @@ def faultline_check(faultline_built, hosts_possible, artifact_dir):
         try:
             chk, = checks.by_name([name])
         except KeyError as e:
-            pytest.fail(f"faultline_check: {e.args[0]}", pytrace=False)
+            unknown = e.args[0]
+        else:
+            unknown = None
+        if unknown:  # failed outside the except: no KeyError chained to it
+            pytest.fail(f"faultline_check: {unknown}", pytrace=False)
         if callable(server):
             make_server = server
         elif port is None:
