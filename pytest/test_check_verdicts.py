@@ -157,6 +157,17 @@ def test_a_new_connections_wrong_reply_is_told_in_the_runs_protocol(host, artifa
     assert "still serving" not in verdict.summary, shown(verdict)
 
 
+def test_churn_that_ran_out_of_time_names_a_small_listen_backlog(host, artifact_dir):
+    """socat listens with a backlog of 5: under a churn the accept queue
+    fills, SYNs are dropped and retried after 1 s, and the bound stops the
+    loop. The verdict says so, not only that connects were slow."""
+    verdict = judge(host, artifact_dir, "churn",
+                    f"socat TCP-LISTEN:{PORT},fork,reuseaddr EXEC:cat", cycles=100_000,
+                    seconds=2.0)
+    assert re.search(r"of 100,000 within the 2 s bound: connects were slow: the listen "
+                     r"backlog is 5,", verdict.summary), shown(verdict)
+
+
 def test_churn_passes_a_correct_server(host, artifact_dir):
     assert_passes(judge(host, artifact_dir, "churn", zoo("fork_correct"), cycles=300),
                   r"300 cycles")

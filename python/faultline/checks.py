@@ -1122,6 +1122,28 @@ def eintr(ctx):
     return Verdict(True, f"{what}; still serving")
 
 
+# A listen backlog this small is what keeps a churn from its count: a SYN
+# met by a full accept queue is dropped, and retried after 1 s.
+SMALL_BACKLOG = 16
+
+
+def slow_connects(ctx):
+    """Why connects were slow, when the listener says: its backlog (ss's
+    Send-Q of a LISTEN socket; /proc/net/tcp does not show it)."""
+    from .host import HostError
+    try:
+        code, out, _ = ctx.host.run(["ss", "-Hltn", f"sport = :{ctx.port}"])
+    except (HostError, WaitTimeout, OSError):  # only a verdict's wording needs it
+        code, out = 1, ""
+    backlogs = [int(f[2]) for f in map(str.split, out.splitlines())
+                if code == 0 and len(f) >= 3 and f[2].isdigit()]
+    backlog = max(backlogs, default=None)
+    if backlog is not None and backlog < SMALL_BACKLOG:
+        return (f"connects were slow: the listen backlog is {backlog}, and a SYN met by "
+                f"a full accept queue is dropped and retried after 1 s")
+    return "connects were slow"
+
+
 @check("churn", "2,000 connect-and-close cycles (at most 20 s) leave no zombie, "
                 "descriptor, thread or CLOSE_WAIT behind", capture=False,
        needs_echo=False)
@@ -1154,8 +1176,8 @@ def churn(ctx, cycles=2000, seconds=20.0, relisten_wait=12.0):
         left = max(0.0, started + seconds - time.monotonic())
         return churn_stopped(ctx, done, cycles, error, listening_on,
                              min(relisten_wait, left))
-    bound = (f" ({done:,} of {cycles:,} within the {seconds:g} s bound: connects were "
-             f"slow)" if done < cycles else "")
+    bound = (f" ({done:,} of {cycles:,} within the {seconds:g} s bound: "
+             f"{slow_connects(ctx)})" if done < cycles else "")
 
     def look():
         extra = [c for c in server.children() if c.pid not in before]
