@@ -164,8 +164,10 @@ def test_churn_that_ran_out_of_time_names_a_small_listen_backlog(host, artifact_
     verdict = judge(host, artifact_dir, "churn",
                     f"socat TCP-LISTEN:{PORT},fork,reuseaddr EXEC:cat", cycles=100_000,
                     seconds=2.0)
-    assert re.search(r"of 100,000 within the 2 s bound: connects were slow: the listen "
-                     r"backlog is 5,", verdict.summary), shown(verdict)
+    # Or one connect's SYN was dropped until it timed out: that says it too.
+    assert re.search(r"(of 100,000 within the 2 s bound: connects were slow: |the SYN "
+                     r"went unanswered \(.*; )the listen backlog is 5\b", verdict.summary), \
+        shown(verdict)
 
 
 def test_churn_passes_a_correct_server(host, artifact_dir):

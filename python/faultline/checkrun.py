@@ -377,7 +377,8 @@ def preflight(make_server, workdir, options=None):
             server.start(options.start_timeout)
             refused_where_checked(host, server, options.start_timeout)
         except HostError as e:
-            raise NotAServer(f"{e}{not_in_path(server)}") from None
+            hint = not_in_path(server) if str(e).endswith(os.strerror(errno.ENOENT)) else ""
+            raise NotAServer(f"{e}{hint}") from None
         except (ServerCrashed, WaitTimeout) as e:
             raise NotAServer(not_serving(host, server, e)) from None
         finally:
@@ -389,8 +390,9 @@ def not_in_path(server):
     """A program named without a slash is looked for in PATH only, as a
     shell does: say so, and whether this folder has it (a user's
     `my-server` for `./my-server`)."""
+    from .host import command_path
     program = server.argv()[0]
-    if "/" in program or shutil.which(program) is not None:
+    if "/" in program or shutil.which(program, path=command_path(server.env)) is not None:
         return ""
     here = (f"; ./{program} is in this folder" if os.path.isfile(program)
             else "")
@@ -403,8 +405,10 @@ def refused_where_checked(host, server, timeout):
     failing with ECONNREFUSED."""
     try:
         host.connect(server.port, timeout=timeout).close()
-    except ConnectionRefusedError:
+    except ConnectionRefusedError as e:
         where = ", ".join(tcpstate.listening_on(host.outer_pid, server.port))
+        if not where or not server.proc.alive():  # it ended meanwhile
+            raise NotAServer(not_serving(host, server, e)) from None
         raise NotAServer(f"it listens on {where} only, and the checks connect to "
                          f"127.0.0.1:{server.port}: listen on 0.0.0.0, 127.0.0.1, or "
                          f"[::] without IPV6_V6ONLY") from None

@@ -388,6 +388,9 @@ def connect_failure(ctx, e):
             f"{s.rx_queue} connections wait in the accept queue of "
             f"{s.local[0]}:{s.local[1]}"
             for s in tcpstate.in_state(ctx.host.outer_pid, "LISTEN", ctx.port))
+        backlog = listen_backlog(ctx) if queue else None
+        if backlog is not None:
+            queue += f"; the listen backlog is {backlog}"
         return f"timed out: the SYN went unanswered ({queue or 'no listener'})"
     return f"failed: {error_words(e)}"
 
@@ -985,7 +988,8 @@ def unreaped_verdict(ctx, lives, reaped, since, shape, window):
     except OSError as e:
         problem = f"could not connect: {error_words(e)}"
     now_reaped = [life for life in zombies_ if life.reaped]
-    count = f"{len(zombies_)} of {len(lives)} children"
+    count = (f"{len(zombies_)} of {len(lives)} children" if len(lives) > 1
+             else "the one child")
     if problem is None and len(now_reaped) == len(zombies_):
         return Verdict(False, f"{count} {shape} were reaped only on the next accept: "
                               f"zombies for {age:.1f} s, reaped as soon as a new "
@@ -1127,17 +1131,22 @@ def eintr(ctx):
 SMALL_BACKLOG = 16
 
 
-def slow_connects(ctx):
-    """Why connects were slow, when the listener says: its backlog (ss's
-    Send-Q of a LISTEN socket; /proc/net/tcp does not show it)."""
+def listen_backlog(ctx):
+    """The port's listen backlog (ss's Send-Q of a LISTEN socket;
+    /proc/net/tcp does not show it), or None when ss cannot say."""
     from .host import HostError
     try:
         code, out, _ = ctx.host.run(["ss", "-Hltn", f"sport = :{ctx.port}"])
     except (HostError, WaitTimeout, OSError):  # only a verdict's wording needs it
-        code, out = 1, ""
+        return None
     backlogs = [int(f[2]) for f in map(str.split, out.splitlines())
                 if code == 0 and len(f) >= 3 and f[2].isdigit()]
-    backlog = max(backlogs, default=None)
+    return max(backlogs, default=None)
+
+
+def slow_connects(ctx):
+    """Why connects were slow, when the listener says: a small backlog."""
+    backlog = listen_backlog(ctx)
     if backlog is not None and backlog < SMALL_BACKLOG:
         return (f"connects were slow: the listen backlog is {backlog}, and a SYN met by "
                 f"a full accept queue is dropped and retried after 1 s")

@@ -163,6 +163,12 @@ def _with_admin_path(env):
     return dict(env, PATH=os.pathsep.join(path + missing))
 
 
+def command_path(env=None):
+    """The PATH a command started on a host is looked up in (env: the
+    command's environment, os.environ when None)."""
+    return _with_admin_path(os.environ if env is None else env).get("PATH", os.defpath)
+
+
 def _dumps_with_sockets(obj, fds):
     """pickle.dumps, each socket in obj replaced by its index in fds (a
     list it fills with their descriptors)."""
@@ -495,7 +501,14 @@ class Host:
     def pin_netns(self):
         """The host's network namespace held open (procs.NetnsPin): to look
         for what its end left behind by namespace, pin before close()."""
-        return procs.NetnsPin(self.outer_pid)
+        if self.closed:
+            raise HostError(f"host {self.name} is closed: pin its namespace before")
+        pin = procs.NetnsPin(self.outer_pid)
+        if pin.inode != self._netns_inode:  # the keeper gone, its pid taken
+            pin.close()
+            raise HostError(f"host {self.name}: its keeper {self.outer_pid} is not in "
+                            f"its namespace any more")
+        return pin
 
     def processes(self):
         """One look at the host's processes (its PID namespace, zombies

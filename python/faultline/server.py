@@ -311,6 +311,8 @@ class Server:
             return ""
         if len(first) == 1:
             return first[0][:200]
+        if not last:  # the end of a long output is all blank
+            return first[0][:200]
         if first[0].startswith("Traceback "):
             return last[0][:200]
         more = f"{len(first)} lines" if len(head) < limit else "more"
