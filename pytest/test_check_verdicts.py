@@ -296,8 +296,13 @@ while True:
 def test_zombies_fails_a_reaper_slower_than_the_window(host, artifact_dir):
     verdict = judge(host, artifact_dir, "zombies",
                     (["/usr/bin/python3", "-c", LAZY_REAPER, str(PORT)], PORT), settle=0.5)
-    assert_fails(verdict, r"reaped lazily, the slowest 1,\d{3} ms after its exit \(settle "
+    assert_fails(verdict, r"reaped lazily, the slowest [\d,]+ ms after its exit \(settle "
                           r"window 0.5 s\)")
+    # The reaper waits 1 s from the SIGCHLD it saw; the check times a child
+    # from when it saw it exit, which under load is a little later (992 ms
+    # in one loaded run). Past the window is what makes it lazy.
+    slowest = int(re.search(r"slowest ([\d,]+) ms", verdict.summary)[1].replace(",", ""))
+    assert 500 < slowest < 3000, shown(verdict)
 
 
 def test_close_wait_blames_the_parent_that_keeps_connfd(host, artifact_dir):
