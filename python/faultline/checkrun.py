@@ -368,7 +368,7 @@ class NotAServer(Exception):
 def preflight(make_server, workdir, options=None):
     """Start the server once on a scratch host: a command that cannot start
     or never listens on its port is a usage error, not 13 failed checks."""
-    from .host import Host, HostError
+    from .host import Host, HostError, StartFailed
     from .server import ServerCrashed
     options = options or Options()
     with Host("preflight", workdir) as host:
@@ -377,8 +377,9 @@ def preflight(make_server, workdir, options=None):
             server.start(options.start_timeout)
             refused_where_checked(host, server, options.start_timeout)
         except HostError as e:
-            hint = not_in_path(server) if str(e).endswith(os.strerror(errno.ENOENT)) else ""
-            raise NotAServer(f"{e}{hint}") from None
+            not_found = isinstance(e, StartFailed) and (e.call, e.errno) == ("exec",
+                                                                             errno.ENOENT)
+            raise NotAServer(f"{e}{not_in_path(server) if not_found else ''}") from None
         except (ServerCrashed, WaitTimeout) as e:
             raise NotAServer(not_serving(host, server, e)) from None
         finally:

@@ -1139,8 +1139,10 @@ def listen_backlog(ctx):
         code, out, _ = ctx.host.run(["ss", "-Hltn", f"sport = :{ctx.port}"])
     except (HostError, WaitTimeout, OSError):  # only a verdict's wording needs it
         return None
+    if code != 0:
+        return None
     backlogs = [int(f[2]) for f in map(str.split, out.splitlines())
-                if code == 0 and len(f) >= 3 and f[2].isdigit()]
+                if len(f) >= 3 and f[2].isdigit()]
     return max(backlogs, default=None)
 
 

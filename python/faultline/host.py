@@ -61,6 +61,15 @@ class HostError(RuntimeError):
     pass
 
 
+class StartFailed(HostError):
+    """The keeper could not start a command: call (exec, chdir...) failed
+    with errno."""
+
+    def __init__(self, message, call, errno):
+        super().__init__(message)
+        self.call, self.errno = call, errno
+
+
 class HostUnavailable(HostError):
     """The machine cannot make hosts here (no privilege): tests skip."""
 
@@ -602,7 +611,8 @@ class Host:
             for fd in got:
                 os.close(fd)
             call = call.rstrip(b"\0").decode(errors="replace")
-            raise HostError(f"cannot start {argv[0]}: {call}: {os.strerror(err)}")
+            raise StartFailed(f"cannot start {argv[0]}: {call}: {os.strerror(err)}",
+                              call, err)
         return pid, got[0]
 
     def _ask_keeper(self, request, fds, answer_size, what):

@@ -306,7 +306,9 @@ class Server:
             return ""
         first = [line.strip() for line in
                  head.decode(errors="replace").splitlines() if line.strip()]
-        last = [line.strip() for line in self.stderr_lines(1, limit)]
+        # Read its end again only when the head was not all of it.
+        last = (first[-1:] if len(head) < limit else
+                [line.strip() for line in self.stderr_lines(1, limit)])
         if not first:
             return ""
         if len(first) == 1:
