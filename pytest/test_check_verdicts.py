@@ -170,6 +170,15 @@ def test_churn_that_ran_out_of_time_names_a_small_listen_backlog(host, artifact_
         shown(verdict)
 
 
+def test_churn_cut_short_with_a_big_listen_backlog_blames_no_backlog(host, artifact_dir):
+    """The other side: fork_correct listens with a large backlog; a bound
+    too short for its count says connects were slow, and names no backlog."""
+    verdict = judge(host, artifact_dir, "churn", zoo("fork_correct"), cycles=1_000_000,
+                    seconds=0.3)
+    assert re.search(r"of 1,000,000 within the 0.3 s bound: connects were slow\)",
+                     verdict.summary), shown(verdict)
+
+
 def test_churn_passes_a_correct_server(host, artifact_dir):
     assert_passes(judge(host, artifact_dir, "churn", zoo("fork_correct"), cycles=300),
                   r"300 cycles")
