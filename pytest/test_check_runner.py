@@ -364,6 +364,18 @@ def test_a_server_in_this_folder_named_without_dot_slash_is_pointed_at(hosts_pos
     assert "(my-server is not in PATH; ./my-server is in this folder)" in lines[0], lines
 
 
+def test_a_missing_program_given_by_path_gets_no_path_hint(hosts_possible, tmp_path):
+    """The other side: a path is not looked up in PATH, and says only what
+    failed."""
+    proc = subprocess.run([str(FAULTLINE), "check", "--server-cmd",
+                           str(tmp_path / "no-such-server")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env=clean_env(FAULTLINE_ARTIFACTS=tmp_path / "artifacts"))
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, f"exit {proc.returncode}: {proc.stderr}"
+    assert lines[0].endswith("exec: No such file or directory"), lines
+
+
 def test_a_check_named_twice_runs_once(hosts_possible, tmp_path):
     """Twice, it ran twice into one artifact folder."""
     run = Run(tmp_path, zoo("fork_correct"), "--check", "descriptors", "--check",
